@@ -1,0 +1,68 @@
+"""Aggregation statistics against independent computations."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from experiments.aggregate import (
+    bootstrap_mean_ci,
+    collect_runs,
+    iqm,
+    score_at_budget,
+    stratified_bootstrap_iqm,
+    summarise,
+)
+from experiments.paper_scores import CURL_TABLE, PLANET_TASKS
+
+
+def test_iqm_equals_scipy_trim_mean():
+    rng = np.random.default_rng(0)
+    for n in (4, 8, 12, 40):
+        x = rng.normal(size=n)
+        assert iqm(x) == pytest.approx(stats.trim_mean(x, 0.25))
+
+
+def test_bootstrap_ci_brackets_mean_and_degenerates_for_constants():
+    mean, lo, hi = bootstrap_mean_ci(np.array([1.0, 2.0, 3.0, 10.0]))
+    assert mean == pytest.approx(4.0)
+    assert lo <= mean <= hi
+    # all resamples of a constant have the same mean
+    assert bootstrap_mean_ci(np.full(5, 7.0)) == (7.0, 7.0, 7.0)
+    with pytest.raises(ValueError):
+        bootstrap_mean_ci(np.array([]))
+
+
+def test_stratified_iqm_of_identical_tasks():
+    point, lo, hi = stratified_bootstrap_iqm({"a": np.array([0.5, 0.5]), "b": np.array([0.5, 0.5])}, reps=50)
+    assert (point, lo, hi) == (0.5, 0.5, 0.5)
+
+
+def test_score_at_budget_picks_last_eval_before_budget():
+    rows = [(0, 1.0), (50_000, 5.0), (96_000, 7.0), (104_000, 9.0)]
+    assert score_at_budget(rows, 100_000) == (96_000, 7.0)
+    assert score_at_budget(rows, 10) == (0, 1.0)
+    assert score_at_budget([(200, 1.0)], 100) is None
+
+
+def test_collect_and_summarise_runs(tmp_path):
+    for seed, final in [(1, 100.0), (2, 300.0)]:
+        run = tmp_path / f"s{seed}"
+        run.mkdir()
+        (run / "config.json").write_text(
+            json.dumps({"env": "cartpole-swingup", "algo": "curl", "aux": "curl", "seed": seed})
+        )
+        (run / "eval.csv").write_text(f"env_step,mean_return\n0,1.0\n100000,{final}\n")
+    rows = summarise(collect_runs(tmp_path, 100_000))
+    assert len(rows) == 1
+    assert rows[0]["n_seeds"] == 2
+    assert rows[0]["mean"] == pytest.approx(200.0)
+    assert rows[0]["std"] == pytest.approx(100.0)
+
+
+def test_paper_table_has_every_task_and_budget():
+    for budget in ("100k", "500k"):
+        assert set(CURL_TABLE[budget]["CURL"]) == set(PLANET_TASKS)
+    assert CURL_TABLE["100k"]["CURL"]["cartpole-swingup"] == (582, 146)
+    assert CURL_TABLE["100k"]["State SAC"]["cartpole-swingup"] == (835, 22)
