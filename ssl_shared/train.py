@@ -6,7 +6,7 @@ The loop is method-agnostic: a method (``ssl_shared.methods``) turns a batch int
 
 - device auto-selection; bf16 autocast and channels-last on CUDA; optional ``torch.compile`` of the backbone;
 - multi-GPU / multi-node through ``torchrun`` (``torch.distributed``; gradients averaged across processes,
-  BatchNorm synchronised, each process reads its own shard of the data);
+  BatchNorm synchronised on CUDA, each process reads its own shard of the data);
 - AdamW or SGD, linear warm-up then cosine learning-rate decay;
 - TensorBoard and CSV logs, a tqdm progress bar, atomic checkpoints and ``--resume``;
 - deterministic seeding (Python, NumPy, torch, the data order);
@@ -72,6 +72,7 @@ class TrainerConfig:
     log_every: int = 10
     checkpoint_every: int = 200
     resume: bool = False
+    stop_after: int | None = None  # end this invocation after N steps (checkpointed); --resume continues
     probe: bool = True
     method_kwargs: dict = field(default_factory=dict)
 
@@ -241,8 +242,15 @@ def probe(encoder: nn.Module, config: TrainerConfig, device: torch.device) -> di
 
 def train(config: TrainerConfig) -> dict:
     """Train ``config.method`` on ``config.data``; returns final logs (and probe scores)."""
-    from ssl_shared.methods import build_method
+    return train_method(config)[1]
 
+
+def train_method(config: TrainerConfig) -> tuple[nn.Module, dict]:
+    """Like :func:`train`, also returning the trained method (on every process)."""
+    from ssl_shared.methods import METHODS, build_method
+
+    if config.method not in METHODS:
+        raise ValueError(f"unknown method {config.method!r}; available: {sorted(METHODS)}")
     rank, world, local_rank = distributed_context()
     device = get_device(config.device)
     if device.type == "cuda" and world > 1:
@@ -250,7 +258,7 @@ def train(config: TrainerConfig) -> dict:
     on_cuda = device.type == "cuda"
     bf16 = on_cuda if config.bf16 is None else config.bf16
     channels_last = on_cuda if config.channels_last is None else config.channels_last
-    seed_everything(config.seed + rank)
+    seed_everything(config.seed)  # identical initial weights on every process
 
     dataset = build_dataset(config.data, "train", config.image_size, config.sequence_length)
     if len(dataset) < config.batch_size * world:
@@ -259,7 +267,7 @@ def train(config: TrainerConfig) -> dict:
     backbone = build_backbone(config, in_channels=sample["image"].shape[1])
     method = build_method(config.method, backbone, config.feature_dim, **config.method_kwargs).to(device)
     validate(config, method, sample)
-    if world > 1:
+    if world > 1 and on_cuda:  # SyncBatchNorm runs on CUDA only; CPU (gloo) processes keep local statistics
         method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
     if channels_last:
         method = method.to(memory_format=torch.channels_last)
@@ -269,6 +277,7 @@ def train(config: TrainerConfig) -> dict:
         method.backbone = torch.compile(method.backbone)  # the hot path; heads are small
     params = [p for p in method.parameters() if p.requires_grad]
     optimizer = build_optimizer(config, params)
+    seed_everything(config.seed + rank)  # each process draws its own augmentations
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -292,7 +301,8 @@ def train(config: TrainerConfig) -> dict:
     batches = _batches(dataset, config, rank, world, start)
     t0 = time.time()
     try:
-        for step in range(start, config.steps):
+        end = config.steps if config.stop_after is None else min(config.steps, start + config.stop_after)
+        for step in range(start, end):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
             batch = _to_device(next(batches), device, channels_last)
@@ -306,7 +316,7 @@ def train(config: TrainerConfig) -> dict:
                 _all_reduce_grads(params, world)
             optimizer.step()
             method.after_optimizer_step(step, config.steps)
-            logs = {"loss": float(loss), "lr": optimizer.param_groups[0]["lr"], **logs}
+            logs = {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], **logs}
             bar.update(1)
             if rank == 0 and (step % config.log_every == 0 or step == config.steps - 1):
                 bar.set_postfix(loss=f"{logs['loss']:.4f}")
@@ -324,7 +334,10 @@ def train(config: TrainerConfig) -> dict:
         if csv_file is not None:
             csv_file.close()
     if rank == 0:
-        save_checkpoint(ckpt_path, method, optimizer, config.steps, config)
+        save_checkpoint(ckpt_path, method, optimizer, end, config)
+    if end < config.steps:
+        return method, logs
+    if rank == 0:
         results = {**logs, "wall_time_s": time.time() - t0}
         if config.probe:
             results.update(probe(method.encoder(), config, device))
@@ -332,8 +345,8 @@ def train(config: TrainerConfig) -> dict:
                 writer.add_scalar(f"probe/{k}", v, config.steps)
         writer.close()
         (out / "probe.json").write_text(json.dumps(results, indent=2))
-        return results
-    return logs
+        return method, results
+    return method, logs
 
 
 def parse_args(argv: list[str] | None = None) -> TrainerConfig:

@@ -1,4 +1,8 @@
-"""Shared test settings: headless rendering and small thread counts (CI has 2 cores)."""
+"""Shared test settings: headless rendering and thread count.
+
+Tests use tiny tensors, for which one thread is fastest (OpenMP spin-waiting on a loaded 2-core
+machine made multi-threaded runs several times slower); set OMP_NUM_THREADS to change it.
+"""
 
 import os
 
@@ -7,4 +11,4 @@ os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
 import torch  # noqa: E402
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
