@@ -66,3 +66,19 @@ def test_paper_table_has_every_task_and_budget():
         assert set(CURL_TABLE[budget]["CURL"]) == set(PLANET_TASKS)
     assert CURL_TABLE["100k"]["CURL"]["cartpole-swingup"] == (582, 146)
     assert CURL_TABLE["100k"]["State SAC"]["cartpole-swingup"] == (835, 22)
+
+
+def test_reproduce_dmc_commands_use_env_steps_and_presets(tmp_path):
+    from experiments.reproduce_dmc import launch_commands, table
+
+    cmds = launch_commands(["curl"], ["cartpole-swingup"], [1, 2], "100k", tmp_path, ["--batch-size", "128"])
+    assert len(cmds) == 2
+    assert cmds[0][cmds[0].index("--steps") + 1] == "100000"
+    assert cmds[1][-2:] == ["--batch-size", "128"]
+    run = tmp_path / "curl" / "cartpole-swingup" / "seed1"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"env": "cartpole-swingup", "algo": "curl", "aux": "curl", "seed": 1}))
+    (run / "eval.csv").write_text("env_step,mean_return\n100000,600\n")
+    text = table(tmp_path, "100k")
+    assert "| curl | cartpole-swingup | 1 | 600 +- 0 |" in text
+    assert "582 +- 146" in text  # the paper's CURL 100K cartpole score sits beside ours
