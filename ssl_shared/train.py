@@ -121,6 +121,21 @@ def lr_at(step: int, config: TrainerConfig) -> float:
     return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def dataset_kwargs(config: TrainerConfig, dataset: Dataset) -> dict:
+    """Method options that follow from the data unless the user set them: memory banks and exemplar
+    classes get one slot per dataset item; S4L's classifier gets the number of classes."""
+    from ssl_shared.methods import METHODS
+
+    kwargs = dict(config.method_kwargs)
+    method_cls = METHODS[config.method]
+    fields = getattr(method_cls.config_class, "__dataclass_fields__", {})
+    if "index" in method_cls.required_inputs and "num_samples" in fields:
+        kwargs.setdefault("num_samples", len(dataset))
+    if "num_classes" in fields and hasattr(dataset, "num_classes"):
+        kwargs.setdefault("num_classes", dataset.num_classes)
+    return kwargs
+
+
 def validate(config: TrainerConfig, method, sample: dict) -> None:
     """Stop before training when the data cannot feed the method."""
     missing = set(getattr(method, "required_inputs", {"image"})) - set(sample)
@@ -133,7 +148,8 @@ def validate(config: TrainerConfig, method, sample: dict) -> None:
         raise ValueError(
             f"method {config.method!r} needs batch_size >= {method.min_batch_size}, got {config.batch_size}"
         )
-    method.validate_input(tuple(sample["image"].shape[1:]))
+    frames = sample["frames"].shape[1] if "frames" in sample else None
+    method.validate_input(tuple(sample["image"].shape[1:]), num_frames=frames)
 
 
 # ----------------------------------------------------------------------------------------- checkpoints
@@ -265,7 +281,7 @@ def train_method(config: TrainerConfig) -> tuple[nn.Module, dict]:
         raise ValueError(f"dataset has {len(dataset)} items, fewer than one batch of {config.batch_size * world}")
     sample = next(iter(DataLoader(dataset, batch_size=2)))
     backbone = build_backbone(config, in_channels=sample["image"].shape[1])
-    method = build_method(config.method, backbone, config.feature_dim, **config.method_kwargs).to(device)
+    method = build_method(config.method, backbone, config.feature_dim, **dataset_kwargs(config, dataset)).to(device)
     validate(config, method, sample)
     if world > 1 and on_cuda:  # SyncBatchNorm runs on CUDA only; CPU (gloo) processes keep local statistics
         method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
