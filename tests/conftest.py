@@ -10,5 +10,6 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
 import torch  # noqa: E402
+import torchvision  # noqa: E402,F401  (load torchvision/triton before dm_control: the reverse order crashes under EGL)
 
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))

@@ -1,0 +1,355 @@
+"""Pixel SAC as a stable-baselines3 off-policy algorithm; the base of CURL, RAD and DrQ.
+
+One gradient step (:meth:`PixelSAC.train`), following the CURL code's order (curl_sac.py update()):
+
+1. sample a uint8 batch (on the training device) and build the augmented float views (subclass hook
+   :meth:`PixelSAC.make_views`; here: center crop, i.e. no augmentation);
+2. critic:  y = r + gamma * (1 - done) * mean_k [ min_i Q_targ_i(o'_k, a'_k) - alpha * log pi(a'_k | o'_k) ],
+            a'_k ~ pi(. | o'_k),  L_Q = 0.5 * mean_m sum_i MSE(Q_i(o_m, a), y)
+   (one view each in CURL/RAD/pixel SAC, K = M = 2 views in DrQ). The 0.5 follows SB3; the CURL code
+   sums without it, which Adam makes equivalent (the critic optimizer sees only this loss);
+3. every ``actor_update_freq`` steps: actor  L_pi = mean[ alpha * log pi(a|o) - min_i Q_i(o, a) ],
+   a ~ pi(.|o), on detached conv features (the actor loss never reaches the convolutions) with the
+   critic's features held fixed; temperature  L_alpha = mean[ alpha * (-log pi(a|o) - H_target) ]
+   (the CURL code's form, on alpha rather than log alpha);
+4. every ``target_update_interval`` steps: EMA of the Q heads (``tau``) and of the encoder
+   (``encoder_tau``) into the critic target, then ``aux.after_target_update()``;
+5. the auxiliary objective (if any) takes one step of its own optimizer on the same views.
+
+A non-finite loss raises ``RuntimeError`` naming the loss and the gradient step, before the
+optimizer step that would spread it.
+
+Steps: SB3's ``learn(total_timesteps)`` counts AGENT steps (``env.step`` calls), like the CURL code;
+the paper's budgets are ENV steps (agent steps x action repeat). ``python -m curl_agents.train
+--steps`` takes env steps and converts. ``learning_starts`` (1000) is in agent steps, as in CURL.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from torch.nn import functional as F
+
+from curl_agents.policies import CnnPolicy, CurlActor, CurlCritic, CurlSACPolicy
+from ssl_shared.augment.crop import center_crop
+from ssl_shared.momentum import polyak_update
+
+
+@dataclass
+class TrainViews:
+    """Augmented float views (0..255) of one replay batch.
+
+    ``obs``: the M views the critic is trained on (``obs[0]`` also feeds the actor and is the aux
+    anchor); ``obs_pos``: an independent second view for the auxiliary objective; ``next_obs``: the
+    K views the target is averaged over (``next_obs[0]`` is the aux's next observation).
+    """
+
+    obs: list[torch.Tensor]
+    obs_pos: torch.Tensor
+    next_obs: list[torch.Tensor]
+
+
+class PixelSAC(OffPolicyAlgorithm):
+    """SAC from pixels with the SAC-AE/CURL encoder convention; no augmentation.
+
+    Acting and training both see the center crop of the rendered observation (``image_size``), so
+    the network always gets the same input size; render at ``image_size`` for no crop at all.
+
+    Defaults are the CURL paper's (Srinivas et al. 2020, appendix table; official ``train.py``):
+
+    Args:
+        policy: ``"CnnPolicy"`` (= :class:`~curl_agents.policies.CurlSACPolicy`) or the class.
+        env: env or id; observations ``Box(0, 255, (3k, H, W), uint8)``, actions ``Box``.
+        learning_rate: actor, critic (and encoder) lr, 1e-3 (2e-4 for cheetah via the presets).
+        buffer_size: replay capacity in transitions (agent steps), 100_000.
+        learning_starts: random-action agent steps before the first update, 1000.
+        batch_size: 512, the author's statement for the final paper runs (CURL issue #15); the
+            repo's command uses 128, its train.py default is 32.
+        tau: EMA weight of the Q heads, 0.01.
+        encoder_tau: EMA weight of the encoder (CURL's key encoder), 0.05.
+        gamma: 0.99.
+        init_temperature: initial alpha, 0.1.
+        alpha_lr, alpha_betas: temperature Adam, 1e-4 and (0.5, 0.999).
+        target_entropy: ``"auto"`` = -|A|.
+        actor_update_freq: actor and alpha every 2 gradient steps.
+        target_update_interval: EMA every 2 gradient steps.
+        image_size: network input side, 84 (crop of a 100 render).
+        aux: auxiliary objective name (``curl_agents.aux.AUX_OBJECTIVES``), ``"none"`` here.
+        aux_kwargs: extra kwargs of the objective (e.g. ``{"latent_dim": 128}`` for ``curl``).
+        aux_lr, aux_weight: the objective's Adam lr (CURL encoder lr 1e-3) and loss weight.
+        replay_buffer_class / replay_buffer_kwargs: default
+            :class:`curl_agents.replay.FrameReplayBuffer` (each frame stored once, sampled on the device).
+        policy_kwargs: forwarded to the policy (``feature_dim``, ``hidden_dim``, ...).
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"CnnPolicy": CnnPolicy, "CurlSACPolicy": CurlSACPolicy}
+    policy: CurlSACPolicy
+    actor: CurlActor
+    critic: CurlCritic
+    critic_target: CurlCritic
+    default_aux: ClassVar[str] = "none"
+
+    def __init__(
+        self,
+        policy: str | type[CurlSACPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-3,
+        buffer_size: int = 100_000,
+        learning_starts: int = 1000,
+        batch_size: int = 512,
+        tau: float = 0.01,
+        encoder_tau: float = 0.05,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        init_temperature: float = 0.1,
+        alpha_lr: float = 1e-4,
+        alpha_betas: tuple[float, float] = (0.5, 0.999),
+        target_entropy: str | float = "auto",
+        actor_update_freq: int = 2,
+        target_update_interval: int = 2,
+        image_size: int = 84,
+        aux: str | None = None,
+        aux_kwargs: dict[str, Any] | None = None,
+        aux_lr: float = 1e-3,
+        aux_weight: float = 1.0,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: torch.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        _check_positive_int("actor_update_freq", actor_update_freq)
+        _check_positive_int("target_update_interval", target_update_interval)
+        if not init_temperature > 0:
+            raise ValueError(f"init_temperature must be > 0, got {init_temperature}")
+        for name, value in (("tau", tau), ("encoder_tau", encoder_tau)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        policy_kwargs = dict(policy_kwargs or {})
+        if policy_kwargs.setdefault("image_size", image_size) != image_size:
+            raise ValueError(f"policy_kwargs image_size {policy_kwargs['image_size']} != image_size {image_size}")
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise=None,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
+            supported_action_spaces=(spaces.Box,),
+            support_multi_env=True,
+        )
+        self.encoder_tau = encoder_tau
+        self.init_temperature = init_temperature
+        self.alpha_lr = alpha_lr
+        self.alpha_betas = tuple(alpha_betas)
+        self.target_entropy = target_entropy
+        self.actor_update_freq = actor_update_freq
+        self.target_update_interval = target_update_interval
+        self.image_size = image_size
+        self.aux = self.default_aux if aux is None else aux
+        self.aux_kwargs = dict(aux_kwargs or {})
+        self.aux_lr = aux_lr
+        self.aux_weight = aux_weight
+        self.aux_objective: torch.nn.Module | None = None
+        if _init_setup_model:
+            self._setup_model()
+
+    # ------------------------------------------------------------------------------------------ setup
+    def _setup_model(self) -> None:
+        if self.replay_buffer_class is None:
+            self.replay_buffer_class = _default_replay_class()
+        super()._setup_model()
+        self.actor = self.policy.actor
+        self.critic = self.policy.critic
+        self.critic_target = self.policy.critic_target
+        if self.target_entropy == "auto":
+            self.target_entropy = -float(np.prod(self.action_space.shape))  # CURL: -|A|
+        self.target_entropy = float(self.target_entropy)
+        self.log_alpha = torch.tensor([math.log(self.init_temperature)], device=self.device, requires_grad=True)
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=self.alpha_lr, betas=self.alpha_betas)
+        self.aug_generator = torch.Generator(device=self.device)
+        # seeded from `seed`, else from the global torch RNG (which set_random_seed has seeded when given)
+        aug_seed = self.seed if self.seed is not None else int(torch.randint(0, 2**62, ()).item())
+        self.aug_generator.manual_seed(int(aug_seed))
+        self.aux_objective = self._make_aux_objective()
+
+    def _make_aux_objective(self) -> torch.nn.Module | None:
+        from curl_agents.aux import make_aux_objective
+
+        return make_aux_objective(
+            self.aux,
+            self.critic.encoder,
+            self.critic_target.encoder,
+            int(np.prod(self.action_space.shape)),
+            lr=self.aux_lr,
+            weight=self.aux_weight,
+            **self.aux_kwargs,
+        )
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.exp()
+
+    # ------------------------------------------------------------------------------------------ views
+    def make_views(self, obs: torch.Tensor, next_obs: torch.Tensor) -> TrainViews:
+        """No augmentation: the center crop (the acting view) of obs and next_obs, as float."""
+        view = center_crop(obs, self.image_size).float()
+        return TrainViews(obs=[view], obs_pos=view, next_obs=[center_crop(next_obs, self.image_size).float()])
+
+    # ------------------------------------------------------------------------------------------ losses
+    def target_q(self, reward: torch.Tensor, done: torch.Tensor, next_views: list[torch.Tensor]) -> torch.Tensor:
+        """``r + gamma (1 - done) mean_k [min_i Q_targ_i(o'_k, a'_k) - alpha log pi(a'_k|o'_k)]``, no grad."""
+        with torch.no_grad():
+            k, batch = len(next_views), reward.shape[0]
+            next_obs = torch.cat(next_views) if k > 1 else next_views[0]
+            next_action, next_log_prob = self.actor.action_log_prob(next_obs)
+            q1, q2 = self.critic_target(next_obs, next_action)
+            soft_value = torch.min(q1, q2) - self.alpha * next_log_prob
+            soft_value = soft_value.view(k, batch, 1).mean(0)
+            return reward + (1.0 - done) * self.gamma * soft_value
+
+    def critic_loss(self, views: list[torch.Tensor], action: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``0.5 * mean_m [MSE(Q_1(o_m, a), y) + MSE(Q_2(o_m, a), y)]`` (one forward over all views)."""
+        m = len(views)
+        obs = torch.cat(views) if m > 1 else views[0]
+        q1, q2 = self.critic(obs, action.repeat(m, 1))
+        y = target.repeat(m, 1)
+        return 0.5 * (F.mse_loss(q1, y) + F.mse_loss(q2, y))
+
+    def _check_finite(self, name: str, loss: torch.Tensor) -> float:
+        value = float(loss.item())
+        if not math.isfinite(value):
+            raise RuntimeError(
+                f"non-finite {name} ({value}) at gradient step {self._n_updates} "
+                f"(agent step {self.num_timesteps}); stopping before the optimizer step"
+            )
+        return value
+
+    def _update_critic(self, views: TrainViews, data: Any) -> float:
+        target = self.target_q(data.rewards, data.dones, views.next_obs)
+        loss = self.critic_loss(views.obs, data.actions, target)
+        value = self._check_finite("critic_loss", loss)
+        self.critic.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic.optimizer.step()
+        return value
+
+    def _update_actor_and_alpha(self, obs: torch.Tensor) -> dict[str, float]:
+        with torch.no_grad():
+            conv = self.critic.encoder.conv_features(obs)  # shared by actor and critic heads (detached)
+            critic_features = self.critic.encoder.head(conv)
+        action, log_prob = self.actor.sample_from_features(self.actor.encoder.head(conv))
+        q1, q2 = self.critic.q_from_features(critic_features, action)
+        actor_loss = (self.alpha.detach() * log_prob - torch.min(q1, q2)).mean()
+        actor_value = self._check_finite("actor_loss", actor_loss)
+        self.actor.optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor.optimizer.step()
+        self.critic.optimizer.zero_grad(set_to_none=True)  # drop the Q-head grads of the actor loss
+
+        alpha_loss = (self.alpha * (-log_prob - self.target_entropy).detach()).mean()
+        alpha_value = self._check_finite("alpha_loss", alpha_loss)
+        self.alpha_optimizer.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_optimizer.step()
+        return {"actor_loss": actor_value, "ent_coef_loss": alpha_value, "entropy": -float(log_prob.detach().mean())}
+
+    def _update_targets(self) -> None:
+        polyak_update(self.critic.q1, self.critic_target.q1, self.tau)
+        polyak_update(self.critic.q2, self.critic_target.q2, self.tau)
+        polyak_update(self.critic.encoder, self.critic_target.encoder, self.encoder_tau)
+        if self.aux_objective is not None:
+            self.aux_objective.after_target_update()
+
+    def _update_aux(self, views: TrainViews, data: Any) -> dict[str, float]:
+        from curl_agents.aux.base import AuxBatch
+
+        batch = AuxBatch(
+            obs=views.obs[0],
+            obs_pos=views.obs_pos,
+            next_obs=views.next_obs[0],
+            action=data.actions,
+            reward=data.rewards,
+            done=data.dones,
+        )
+        try:
+            logs = self.aux_objective.update(batch)
+        except FloatingPointError as err:
+            raise RuntimeError(f"non-finite aux/{self.aux} loss at gradient step {self._n_updates} "
+                               f"(agent step {self.num_timesteps}): {err}") from err
+        return logs
+
+    # ------------------------------------------------------------------------------------------ train
+    def train(self, gradient_steps: int, batch_size: int = 512) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])  # SB3 lr schedule, if any
+        logs: dict[str, list[float]] = defaultdict(list)
+        for _ in range(gradient_steps):
+            step = self._n_updates
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            views = self.make_views(data.observations, data.next_observations)
+            logs["critic_loss"].append(self._update_critic(views, data))
+            if step % self.actor_update_freq == 0:
+                for key, value in self._update_actor_and_alpha(views.obs[0]).items():
+                    logs[key].append(value)
+            if step % self.target_update_interval == 0:
+                self._update_targets()
+            if self.aux_objective is not None:
+                for key, value in self._update_aux(views, data).items():
+                    logs[key.replace("/", "_")].append(value)
+            self._n_updates += 1
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/ent_coef", float(self.alpha.item()))
+        for key, values in logs.items():
+            self.logger.record(f"train/{key}", float(np.mean(values)))
+
+    # ------------------------------------------------------------------------------------------ save/load
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "actor", "critic", "critic_target", "aux_objective",
+                "aug_generator"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts = ["policy", "actor.optimizer", "critic.optimizer", "alpha_optimizer"]
+        if self.aux_objective is not None:
+            state_dicts += ["aux_objective", "aux_objective.optimizer"]
+        return state_dicts, ["log_alpha"]
+
+
+def _check_positive_int(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _default_replay_class() -> type[ReplayBuffer]:
+    from curl_agents.replay import FrameReplayBuffer
+
+    return FrameReplayBuffer

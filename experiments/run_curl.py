@@ -1,0 +1,178 @@
+"""Learning runs of issue 3 §6 on CPU, and their summaries with provenance.
+
+    python experiments/run_curl.py state-sac --seeds 1 2 3      # state SAC, cartpole-swingup, 100K env steps
+    python experiments/run_curl.py curl --seed 1                # pixel CURL, cartpole-swingup, 100K, batch 32
+    python experiments/run_curl.py summarize                    # (partial) curves -> experiments/results/
+
+Runs go to ``runs/<name>`` (``python -m curl_agents.train`` in a subprocess each, checkpointed every
+10K env steps, resumable with ``--resume``); ``summarize`` copies every ``eval.csv`` to
+``experiments/results/<name>_eval.csv`` and writes ``<group>_summary.json`` / ``.md`` with the
+final (or latest, if unfinished) evaluation, the command, git commit, hardware and versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "experiments" / "results"
+RUNS = ROOT / "runs"
+TARGET_STEPS = 100_000
+
+# State SAC: CURL paper settings (curl_agents.algorithms.state_sac) except the hidden width (see README of
+# the results): 1024x2 costs ~0.09 CPU-s per agent step on this shared 2-core machine (3 seeds ~ 1 CPU-hour),
+# too much next to the pixel run, so the runs here use 256x2.
+STATE_SAC_ARGS = ["--env", "cartpole-swingup", "--algo", "state_sac", "--steps", str(TARGET_STEPS),
+                  "--batch-size", "128", "--hidden-dim", "256", "--eval-every", "10000", "--eval-episodes", "10",
+                  "--checkpoint-every", "10000"]
+# Pixel CURL: the official train.py batch (32); other settings the paper's (render 100, crop 84, feature 50,
+# hidden 1024, lr 1e-3, action repeat 8). Eval episodes 5 to save CPU (each eval renders every step).
+CURL_ARGS = ["--env", "cartpole-swingup", "--algo", "curl", "--aux", "curl", "--steps", str(TARGET_STEPS),
+             "--batch-size", "32", "--eval-every", "10000", "--eval-episodes", "5", "--checkpoint-every", "10000"]
+
+
+def _train(name: str, args: list[str], seed: int, extra: list[str]) -> int:
+    out = RUNS / name
+    cmd = [sys.executable, "-m", "curl_agents.train", *args, "--seed", str(seed), "--out", str(out), "--no-progress",
+           *extra]
+    if (out / "checkpoints" / "latest").exists() and not (out / "summary.json").exists():
+        cmd.append("--resume")
+    if (out / "summary.json").exists():
+        print(f"{name}: already finished")
+        return 0
+    (RUNS / name).mkdir(parents=True, exist_ok=True)
+    (out / "command.txt").write_text(" ".join(cmd) + "\n")
+    print("running:", " ".join(cmd), flush=True)
+    return subprocess.call(cmd, cwd=ROOT)
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.check_output(["git", "-C", str(ROOT), "rev-parse", "HEAD"], text=True,
+                                       stderr=subprocess.DEVNULL).strip()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return "uncommitted"
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    names = ["torch", "stable-baselines3", "gymnasium", "dm-control", "mujoco", "numpy"]
+    return {"python": platform.python_version(), **{name: version(name) for name in names}}
+
+
+def _read_eval(path: Path) -> list[dict[str, float]]:
+    with path.open() as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _plot_group(group: str, runs: list[Path]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    for run in runs:
+        rows = _read_eval(run / "eval.csv")
+        ax.plot([r["env_step"] for r in rows], [r["mean_return"] for r in rows], marker="o", label=run.name)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("evaluation return")
+    ax.set_title(group)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{group}_curves.png")
+    plt.close(fig)
+
+
+def summarize(group: str, prefix: str, target: float, paper: str) -> dict:
+    runs = sorted(p for p in RUNS.glob(f"{prefix}*") if (p / "eval.csv").exists())
+    per_run = {}
+    for run in runs:
+        rows = _read_eval(run / "eval.csv")
+        shutil.copyfile(run / "eval.csv", RESULTS / f"{run.name}_eval.csv")
+        last = rows[-1]
+        summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else None
+        per_run[run.name] = {
+            "finished": summary is not None,
+            "last_env_step": int(last["env_step"]),
+            "last_mean_return": last["mean_return"],
+            "wall_time_s": last["wall_time_s"],
+            "command": (run / "command.txt").read_text().strip() if (run / "command.txt").exists() else "",
+            "config": json.loads((run / "config.json").read_text()),
+        }
+        if (run / "learning_curve.png").exists():
+            shutil.copyfile(run / "learning_curve.png", RESULTS / f"{run.name}_learning_curve.png")
+    finals = [r["last_mean_return"] for r in per_run.values() if r["finished"]]
+    result = {
+        "group": group,
+        "target": target,
+        "paper": paper,
+        "runs": per_run,
+        "finished_runs": len(finals),
+        "mean_final_return": float(np.mean(finals)) if finals else None,
+        "std_final_return": float(np.std(finals)) if finals else None,
+        "provenance": {"git_commit": _git_commit(), "hardware": "2-core shared CPU (AMD EPYC), no GPU; runs niced, "
+                       "sharing the CPU with other jobs (wall times are not compute times)",
+                       "versions": _versions(), "env": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}},
+    }
+    (RESULTS / f"{group}_summary.json").write_text(json.dumps(result, indent=2))
+    lines = [f"# {group}", "", f"Target: {target}. Paper: {paper}.", "",
+             "| run | finished | last eval env step | last mean return (eval episodes) | wall s |", "|---|---|---|---|---|"]
+    for name, r in per_run.items():
+        lines.append(f"| {name} | {r['finished']} | {r['last_env_step']} | {r['last_mean_return']:.1f} | "
+                     f"{r['wall_time_s']:.0f} |")
+    if finals:
+        lines += ["", f"Mean final return over {len(finals)} finished run(s): {np.mean(finals):.1f} +- "
+                  f"{np.std(finals):.1f} (population std)."]
+    if any(not r["finished"] for r in per_run.values()):
+        lines += ["", "Unfinished runs were still training (or were stopped) when this summary was written; their "
+                  "last row is a partial result, not a final one. Resume: rerun the same `run_curl.py` command."]
+    if per_run:
+        c = next(iter(per_run.values()))["config"]
+        lines += ["", f"Settings: algo {c['algo']}, aux {c['aux']}, batch {c['batch_size']}, hidden {c['hidden_dim']}, "
+                  f"image {c['image_size']} (render {c['render_size'] or 'default'}), lr {c['lr'] or 'preset'}, "
+                  f"action repeat {c['action_repeat'] or 'preset'}, init steps {c['init_steps']} (agent), "
+                  f"eval every {c['eval_every']} env steps x {c['eval_episodes']} episodes (deterministic)."]
+        _plot_group(group, runs)
+    lines += ["", f"Commands: see `{group}_summary.json` (`runs.*.command`); git commit {_git_commit()}.",
+              "Hardware: 2-core shared CPU, no GPU."]
+    (RESULTS / f"{group}_summary.md").write_text("\n".join(lines) + "\n")
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("state-sac")
+    s.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    c = sub.add_parser("curl")
+    c.add_argument("--seed", type=int, default=1)
+    sub.add_parser("summarize")
+    args, extra = p.parse_known_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.cmd == "state-sac":
+        for seed in args.seeds:
+            _train(f"state_sac_cartpole_s{seed}", STATE_SAC_ARGS, seed, extra)
+            summarize("state_sac_cartpole", "state_sac_cartpole_s", 750.0, "state SAC 100K: 835 +- 22 (CURL Table 1)")
+    elif args.cmd == "curl":
+        _train(f"curl_cartpole_b32_s{args.seed}", CURL_ARGS, args.seed, extra)
+        summarize("curl_cartpole_b32", "curl_cartpole_b32_s", 250.0, "CURL 100K: 582 +- 146 (CURL Table 1, batch 512)")
+    else:
+        summarize("state_sac_cartpole", "state_sac_cartpole_s", 750.0, "state SAC 100K: 835 +- 22 (CURL Table 1)")
+        summarize("curl_cartpole_b32", "curl_cartpole_b32_s", 250.0, "CURL 100K: 582 +- 146 (CURL Table 1, batch 512)")
+
+
+if __name__ == "__main__":
+    main()
