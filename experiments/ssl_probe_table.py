@@ -12,13 +12,16 @@ encoder is probed. Two references use the identical backbone and budget:
 The table reports, honestly, where a method does not beat random init at this (small, CPU) budget.
 
 Usage:
-    python -m experiments.ssl_probe_table --steps 150 --out experiments/results/ssl_probe_table
+    python -m experiments.ssl_probe_table --steps 100 --batch-size 32 --out experiments/results/ssl_probe_table
+
+Runs already finished under runs/ssl_probe_table/ (a probe.json) are reused, so an interrupted table resumes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import time
@@ -117,8 +120,13 @@ def run(methods: list[str], datasets: list[str], base: TrainerConfig, out: Path)
                 sequence_length=4 if needs_frames else 1,
             )
             t0 = time.time()
+            done = Path(cfg.out) / "probe.json"
             try:
-                result = train(cfg)
+                if done.exists():  # finished in an earlier invocation: reuse (the table script is resumable)
+                    result = json.loads(done.read_text())
+                    t0 -= result.get("wall_time_s", 0.0)
+                else:
+                    result = train(cfg)
                 rows.append(
                     {
                         "dataset": ds_name,
@@ -161,6 +169,7 @@ def to_markdown(rows: list[dict], base: TrainerConfig, provenance: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering of the DMC frames
     from ssl_shared.methods import METHODS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -383,6 +383,7 @@ def parse_args(argv: list[str] | None = None) -> TrainerConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering for dmc:TASK data
     config = parse_args(argv)
     from ssl_shared.methods import METHODS
 
