@@ -1,0 +1,233 @@
+"""CUT and FastCUT (Park, Efros, Zhang & Zhu, "Contrastive Learning for Unpaired Image-to-Image Translation", ECCV 2020).
+
+One generator ``G: X -> Y``, a PatchGAN ``D`` on Y, and PatchNCE between the input and output patches::
+
+    L_D   = 0.5 * (GAN(D(y), real) + GAN(D(G(x).detach()), fake))
+    L_G   = lambda_GAN * GAN(D(G(x)), real) + NCE_term
+    NCE(a, b) = lambda_NCE * mean over layers l of PatchNCE(H_l(G_enc^l(b)), H_l(G_enc^l(a)).detach())
+    CUT:      NCE_term = 0.5 * (NCE(x, G(x)) + NCE(y, G(y)))      (identity PatchNCE on Y, lambda_NCE 1)
+    FastCUT:  NCE_term = NCE(x, G(x))                             (lambda_NCE 10, flip equivariance)
+
+(the CUT code averages the X and Y terms: effective weight 0.5 each; we do the same). Per iteration:
+forward ``G``, one ``D`` step, then one step of ``G`` and the MLP heads ``H`` with ``D`` frozen; three Adam
+optimisers (lr 2e-4, betas 0.5/0.999). FastCUT's flip equivariance: with probability 1/2 the input batch is
+flipped horizontally before ``G``; the output's query features are flipped back before being matched to
+the unflipped input's keys.
+
+Differences from the CUT code, all without changing the maths:
+
+- The key features of ``x`` (and ``y``) are the encoder activations of the very pass that produced
+  ``G(x)`` (``G`` has not been updated in between and keys are detached), instead of a second encoder
+  pass. When FastCUT flipped the batch, keys need the unflipped input, so one gradient-free encoder pass
+  is run instead.
+- The query encoder passes for ``G(x)`` and ``G(y)`` run as one batch, and ``D`` sees real and detached
+  fake images in one batch (instance norm is per image, so results are unchanged).
+- PatchNCE comes from :mod:`ssl_shared.losses`: the positive sits on the diagonal of one cross-entropy;
+  the CUT code adds a ``-10 / tau`` logit for the positive's duplicate (``exp(-10/0.07) ~ 1e-62``), so its
+  value at initialisation is ln(257) instead of our ln(256) for 256 patches.
+- The blur-pool / anti-aliased up-sampling run as average pools / bilinear interpolation (same operator,
+  see :mod:`cut_translation.networks`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from cut_translation.models.gan_loss import check_gan_mode, discriminator_loss, generator_loss
+from cut_translation.models.patch_sampler import PatchMLPHeads, sample_patches
+from cut_translation.networks import (
+    DiscriminatorConfig,
+    GeneratorConfig,
+    PatchDiscriminator,
+    ResnetGenerator,
+    init_weights,
+)
+from ssl_shared.losses import PATCH_NEGATIVE_MODES, patch_nce_loss
+
+
+@dataclass
+class CUTConfig:
+    """CUT defaults (Park et al. 2020; the CUT code's ``cut_model.py`` / ``train_options.py``)."""
+
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    gan_mode: str = "lsgan"
+    lambda_gan: float = 1.0
+    lambda_nce: float = 1.0
+    nce_idt: bool = True  # identity PatchNCE on y -> G(y)
+    flip_equivariance: bool = False
+    nce_layers: tuple[int, ...] = (0, 4, 8, 12, 16)
+    num_patches: int = 256
+    nce_temperature: float = 0.07
+    nce_negatives: str = "image"  # "batch" = --nce_includes_all_negatives_from_minibatch
+    mlp_dim: int = 256
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    init_type: str = "xavier"  # CUT code: --init_type xavier --init_gain 0.02
+    init_gain: float = 0.02
+    n_epochs: int = 200  # constant learning rate
+    n_epochs_decay: int = 200  # then linear decay to ~0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.generator, dict):
+            self.generator = GeneratorConfig(**self.generator)
+        if isinstance(self.discriminator, dict):
+            self.discriminator = DiscriminatorConfig(**self.discriminator)
+        self.nce_layers = tuple(self.nce_layers)
+        check_gan_mode(self.gan_mode)
+        if self.nce_negatives not in PATCH_NEGATIVE_MODES:
+            raise ValueError(f"nce_negatives must be one of {PATCH_NEGATIVE_MODES}, got {self.nce_negatives!r}")
+        for name in ("lambda_gan", "lambda_nce"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.lambda_nce == 0 and self.nce_idt:
+            raise ValueError("nce_idt=True needs lambda_nce > 0")
+        if self.num_patches < 1 or self.mlp_dim < 1:
+            raise ValueError(f"num_patches and mlp_dim must be >= 1, got {self.num_patches}, {self.mlp_dim}")
+        if self.nce_temperature <= 0:
+            raise ValueError(f"nce_temperature must be > 0, got {self.nce_temperature}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.n_epochs < 0 or self.n_epochs_decay < 0:
+            raise ValueError(f"n_epochs/n_epochs_decay must be >= 0, got {self.n_epochs}/{self.n_epochs_decay}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cut_config(**overrides) -> CUTConfig:
+    """The CUT preset: lambda_NCE 1, identity PatchNCE, 200 + 200 epochs."""
+    return CUTConfig(**overrides)
+
+
+def fastcut_config(**overrides) -> CUTConfig:
+    """The FastCUT preset (cut_model.py L47-50): lambda_NCE 10, no identity term, flip equivariance, 150 + 50."""
+    values = dict(lambda_nce=10.0, nce_idt=False, flip_equivariance=True, n_epochs=150, n_epochs_decay=50)
+    values.update(overrides)
+    return CUTConfig(**values)
+
+
+def set_requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def make_adam(module: nn.Module, lr: float, beta1: float, beta2: float) -> torch.optim.Adam:
+    return torch.optim.Adam(module.parameters(), lr=lr, betas=(beta1, beta2), foreach=True)
+
+
+class CUTModel(nn.Module):
+    """CUT / FastCUT: ``G`` (``self.netG``), ``D`` (``self.netD``), MLP heads ``H`` (``self.netF``) and their optimisers."""
+
+    def __init__(self, config: CUTConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or CUTConfig()
+        c = self.config
+        self.netG = ResnetGenerator(c.generator)
+        self.netG.check_nce_layers(c.nce_layers)
+        self.netD = PatchDiscriminator(c.discriminator)
+        self.netF = PatchMLPHeads(self.netG.feature_channels(c.nce_layers), c.mlp_dim)
+        for net in (self.netG, self.netD, self.netF):
+            init_weights(net, c.init_type, c.init_gain)
+        self.optimizers = {
+            "G": make_adam(self.netG, c.lr, c.beta1, c.beta2),
+            "D": make_adam(self.netD, c.lr, c.beta1, c.beta2),
+        }
+        if c.lambda_nce > 0:
+            self.optimizers["F"] = make_adam(self.netF, c.lr, c.beta1, c.beta2)
+        self.generator = torch.Generator()  # patch locations and the FastCUT flip; reseeded by the trainer
+
+    @property
+    def translator(self) -> ResnetGenerator:
+        """The X -> Y generator used for translation and evaluation."""
+        return self.netG
+
+    def set_lr(self, lr: float) -> None:
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+    def nce_loss(
+        self, query_feats: list[torch.Tensor], key_feats: list[torch.Tensor], flipped: bool
+    ) -> torch.Tensor:
+        """``lambda_NCE * mean_l PatchNCE`` for one group (x -> G(x) or y -> G(y)); keys carry no gradient."""
+        c = self.config
+        if flipped:
+            query_feats = [torch.flip(f, dims=[3]) for f in query_feats]
+        with torch.no_grad():
+            key_patches, ids = sample_patches(key_feats, c.num_patches, generator=self.generator)
+            keys = self.netF(key_patches)
+        query_patches, _ = sample_patches(query_feats, c.num_patches, ids=ids)
+        queries = self.netF(query_patches)
+        losses = [
+            patch_nce_loss(q, k, temperature=c.nce_temperature, negatives=c.nce_negatives)
+            for q, k in zip(queries, keys)
+        ]
+        return c.lambda_nce * torch.stack(losses).mean()
+
+    def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, float]:
+        """One iteration (forward G, D step, G+F step); returns the losses as floats."""
+        c = self.config
+        n = real_a.shape[0]
+        use_nce = c.lambda_nce > 0
+        real = torch.cat([real_a, real_b], 0) if c.nce_idt else real_a
+        flipped = c.flip_equivariance and bool(torch.rand((), generator=self.generator).item() < 0.5)
+        g_input = torch.flip(real, dims=[3]) if flipped else real
+        layers = c.nce_layers
+        if use_nce and not flipped:
+            fake, real_feats = self.netG.forward_with_features(g_input, layers)
+            real_feats = [f.detach() for f in real_feats]
+        else:
+            fake = self.netG(g_input)
+            real_feats = None
+        if use_nce and flipped:
+            with torch.no_grad():
+                real_feats = self.netG.encode(real, layers)
+        fake_b = fake[:n]
+
+        # D step (D sees real y and detached G(x) in one batch).
+        set_requires_grad(self.netD, True)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        pred = self.netD(torch.cat([fake_b.detach(), real_b], 0))
+        loss_d = discriminator_loss(pred[n:], pred[:n], c.gan_mode)
+        loss_d.backward()
+        self.optimizers["D"].step()
+
+        # G (+ F) step with D frozen.
+        set_requires_grad(self.netD, False)
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        if use_nce:
+            self.optimizers["F"].zero_grad(set_to_none=True)
+        loss_g_gan = c.lambda_gan * generator_loss(self.netD(fake_b), c.gan_mode) if c.lambda_gan > 0 else None
+        out = {"D": loss_d.detach()}
+        loss_g = loss_g_gan if loss_g_gan is not None else torch.zeros((), device=real_a.device)
+        if loss_g_gan is not None:
+            out["G_GAN"] = loss_g_gan.detach()
+        if use_nce:
+            query_feats = self.netG.encode(fake, layers)  # G(x) and, for CUT, G(y) in one batch
+            loss_nce = self.nce_loss([f[:n] for f in query_feats], [f[:n] for f in real_feats], flipped)
+            out["NCE"] = loss_nce.detach()
+            if c.nce_idt:
+                loss_nce_y = self.nce_loss([f[n:] for f in query_feats], [f[n:] for f in real_feats], flipped)
+                out["NCE_Y"] = loss_nce_y.detach()
+                loss_nce = 0.5 * (loss_nce + loss_nce_y)
+            loss_g = loss_g + loss_nce
+        loss_g.backward()
+        self.optimizers["G"].step()
+        if use_nce:
+            self.optimizers["F"].step()
+        set_requires_grad(self.netD, True)
+        out["G"] = loss_g.detach()
+        return {k: float(v) for k, v in out.items()}
+
+    def extra_state(self) -> dict:
+        """Checkpoint state besides ``state_dict()`` (optimisers)."""
+        return {"optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}}
+
+    def load_extra_state(self, state: dict) -> None:
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
