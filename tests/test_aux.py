@@ -31,6 +31,7 @@ TINY_OPTIONS: dict[str, dict] = {
     "inverse_dynamics": {"hidden_dim": 64},
     "forward_dynamics": {"hidden_dim": 64},
     "rotation": {},
+    "ssl_method": {"method": "denoising_ae"},
 }
 
 
@@ -76,7 +77,7 @@ def build(name: str, **extra):
 def test_registry_lists_all_names():
     expected = {
         "none", "curl", "simclr", "byol", "spr", "moco", "atc",
-        "reconstruction", "inverse_dynamics", "forward_dynamics", "rotation",
+        "reconstruction", "inverse_dynamics", "forward_dynamics", "rotation", "ssl_method",
     }
     assert set(AUX_OBJECTIVES) == expected
     encoder, target = make_encoders()
@@ -368,3 +369,31 @@ def test_compare_aux_aggregates_final_returns_over_seeds(tmp_path):
     table = out.with_suffix(".md").read_text()
     assert "| curl | 3 | 320.0 |" in table and "| none | 0 |" in table
     assert out.with_suffix(".csv").exists() and out.with_suffix(".png").stat().st_size > 0
+
+
+# ---------------------------------------------------------------- ssl_shared methods as objectives
+
+
+@pytest.mark.parametrize("method", ["denoising_ae", "simclr", "byol", "rotation"])
+def test_ssl_method_objective_trains_the_online_encoder_with_the_method_loss(method):
+    from ssl_shared.methods import build_method
+
+    objective = build("ssl_method", method=method, options={} if method != "simclr" else {"projection_dim": 8})
+    batch = make_batch()
+    # the wrapped method computes the same loss as the method called directly on obs / 255
+    torch.manual_seed(3)
+    ours, _ = objective.compute_loss(batch)
+    torch.manual_seed(3)
+    direct, _ = objective.method.training_step({"image": batch.obs / 255.0}, step=0, total_steps=objective.schedule_steps)
+    torch.testing.assert_close(ours, direct)
+    assert objective.method.backbone is objective.encoder
+    assert isinstance(build_method(method, make_encoders()[0], 16), torch.nn.Module)
+
+
+def test_ssl_method_objective_rejects_inapplicable_methods():
+    with pytest.raises(ValueError, match="index"):
+        build("ssl_method", method="npid")
+    with pytest.raises(ValueError, match="frames"):
+        build("ssl_method", method="tcn")
+    with pytest.raises(ValueError, match="unknown SSL method"):
+        build("ssl_method", method="nope")

@@ -17,6 +17,7 @@ critic-target encoders, owns its heads and one optimizer, and is stepped by ``up
 | ``inverse_dynamics`` | MSE of the action from (z_t, z_t+1) | online enc.(next_obs) | Pathak et al. 2017; PAD |
 | ``forward_dynamics`` | MSE of z_t+1 and of the reward from (z_t, a_t) | target enc.(next_obs) | Li et al. 2022 |
 | ``rotation`` | 4-way rot90 cross-entropy | rot90(obs) | Gidaris et al. 2018 |
+| ``ssl_method`` | any image-only method of ``ssl_shared.methods`` by name | the method's own views | see the method |
 
 Adding an objective: write ``curl_agents/aux/<name>.py`` with a subclass of :class:`AuxObjective`
 (formula and citation in the docstring, knobs as keyword arguments with defaults, heads built in
@@ -42,6 +43,7 @@ from curl_agents.aux.reconstruction import ReconstructionObjective
 from curl_agents.aux.rotation import RotationObjective
 from curl_agents.aux.simclr import SimClrObjective
 from curl_agents.aux.spr import SprObjective
+from curl_agents.aux.ssl_method import SslMethodObjective
 
 #: name -> objective class; ``"none"`` means no auxiliary update (``make_aux_objective`` returns None).
 AUX_OBJECTIVES: dict[str, type[AuxObjective] | None] = {
@@ -56,6 +58,7 @@ AUX_OBJECTIVES: dict[str, type[AuxObjective] | None] = {
     "inverse_dynamics": InverseDynamicsObjective,
     "forward_dynamics": ForwardDynamicsObjective,
     "rotation": RotationObjective,
+    "ssl_method": SslMethodObjective,
 }
 
 
