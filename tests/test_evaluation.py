@@ -106,3 +106,31 @@ def test_dmc_frames_are_cached_split_by_episode_and_sequences_stay_in_episode(tm
     assert train.state_dim == 4
     with pytest.raises(ValueError, match="unknown dm_control task"):
         generate_dmc_frames(tmp_path / "g.npz", task="cartpole-flip")
+
+
+def test_finetune_learns_a_separable_task_and_updates_the_encoder():
+    from ssl_shared.evaluation import finetune_classifier
+
+    class Blobs(torch.utils.data.Dataset):
+        """Class c = a bright square in quadrant c of an 8x8 image."""
+
+        def __init__(self, n: int, seed: int):
+            g = torch.Generator().manual_seed(seed)
+            self.labels = torch.randint(0, 4, (n,), generator=g)
+            self.images = 0.1 * torch.rand(n, 1, 8, 8, generator=g)
+            for i, c in enumerate(self.labels.tolist()):
+                r, q = divmod(c, 2)
+                self.images[i, 0, 4 * r : 4 * r + 4, 4 * q : 4 * q + 4] += 0.9
+
+        def __len__(self):
+            return len(self.labels)
+
+        def __getitem__(self, i):
+            return {"image": self.images[i], "label": self.labels[i]}
+
+    torch.manual_seed(0)
+    encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 8))
+    before = encoder[1].weight.detach().clone()
+    acc = finetune_classifier(encoder, 8, Blobs(256, 0), Blobs(64, 1), num_classes=4, epochs=5, lr=1e-2)
+    assert acc > 0.9
+    assert not torch.equal(before, encoder[1].weight)
