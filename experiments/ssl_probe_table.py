@@ -117,7 +117,7 @@ def run(methods: list[str], datasets: list[str], base: TrainerConfig, out: Path)
                 config,
                 method=name,
                 out=str(Path("runs/ssl_probe_table") / ds_name / name),
-                sequence_length=4 if needs_frames else 1,
+                sequence_length=8 if needs_frames else 1,
             )
             t0 = time.time()
             done = Path(cfg.out) / "probe.json"
