@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -147,6 +148,10 @@ def to_markdown(rows: list[dict], base: TrainerConfig, provenance: dict) -> str:
     lines += [
         f"- budget per method: {base.steps} steps, batch {base.batch_size}, {base.image_size}px, backbone "
         f"{base.backbone} widths {base.widths} -> {base.feature_dim}-d, AdamW lr {base.lr}",
+        "- one seed, one short budget: differences of a few points are within run-to-run noise (not measured here);",
+        "  `s4l` and `supcon` train on the digits labels (semi-/fully supervised), so they are not pure SSL;",
+        "  temporal methods read 8-frame sequences of the DMC rollouts; the probe is ridge regression (DMC) or",
+        "  softmax regression (digits) on frozen, standardised features, evaluated on held-out episodes / images.",
         "",
     ]
     for ds in sorted({r["dataset"] for r in rows}):
@@ -202,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     except OSError:
         commit = "unknown"
     provenance = {
-        "command": "python -m experiments.ssl_probe_table " + " ".join(argv or []),
+        "command": "python -m experiments.ssl_probe_table " + " ".join(sys.argv[1:] if argv is None else argv),
         "git commit": commit,
         "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, CPU only",
         "versions": f"python {platform.python_version()}, torch {torch.__version__}",
