@@ -49,6 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from experiments.provenance import git_commit
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REFERENCE = {  # issue 4, section 5: official CUT code, this CPU, unloaded, batch 1, ngf 64
     ("cut", 128): (3.7, 1.6), ("cut", 256): (12.7, 3.3),
@@ -190,19 +192,6 @@ def measure(model_name: str, crop: int, impl: str, warmup: int, repeats: int, th
     if dev.type == "cuda":
         out["peak_cuda_gb"] = torch.cuda.max_memory_allocated() / 1024**3
     return out
-
-
-def git_commit() -> str:
-    """HEAD, marked when the working tree has uncommitted changes."""
-    repo = str(RESULTS_DIR.parents[1])
-    try:
-        head = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain"], capture_output=True, text=True,
-                               check=True).stdout.strip()
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        return "uncommitted"
-    return f"{head} + uncommitted changes" if dirty else head
 
 
 def write_results(rows: list[dict], meta: dict, device: str) -> None:

@@ -27,7 +27,6 @@ import argparse
 import json
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,21 +38,9 @@ from cut_translation.cli import evaluate, translate_image
 from cut_translation.data import PairedTestDataset
 from cut_translation.models import MODEL_NAMES
 from cut_translation.trainer import TrainConfig, Trainer, load_checkpoint, to_unit
+from experiments.provenance import git_commit
 
 SMALL = {"generator": {"ngf": 16, "n_blocks": 6}, "discriminator": {"ndf": 32}, "n_epochs": 1, "n_epochs_decay": 0}
-
-
-def git_commit() -> str:
-    """HEAD, marked when the working tree has uncommitted changes."""
-    repo = str(Path(__file__).resolve().parents[1])
-    try:
-        head = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain"], capture_output=True, text=True,
-                               check=True).stdout.strip()
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        return "uncommitted"
-    return f"{head} + uncommitted changes" if dirty else head
 
 
 def provenance(command: list[str], seconds: float, cpu_seconds: float) -> dict:
