@@ -26,6 +26,10 @@ class PixelEncoder(nn.Module):
         num_layers: number of 3x3 convolutions (the first has stride 2, the others stride 1).
         num_filters: channels of every convolution.
         output_tanh: apply ``tanh`` after the LayerNorm (SAC-AE does; CURL's critic does not).
+        channels_last: run the convolutions on NHWC tensors. A memory layout, not a change of the
+            function: same outputs up to float rounding order. On CPU (oneDNN) it makes these 3x3
+            convolutions' backward ~1.6x faster (``benchmarks/results/curl_throughput_*``); on CUDA it
+            is the layout tensor cores prefer. ``False`` keeps PyTorch's default NCHW.
 
     ``forward`` accepts uint8 or float observations in ``[0, 255]`` and divides by 255 inside.
     ``forward(obs, detach=True)`` stops gradients after the convolutions, so a loss trains the
@@ -39,6 +43,7 @@ class PixelEncoder(nn.Module):
         num_layers: int = 4,
         num_filters: int = 32,
         output_tanh: bool = False,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         if len(obs_shape) != 3:
@@ -63,14 +68,17 @@ class PixelEncoder(nn.Module):
         self.fc = nn.Linear(num_filters * h * w, feature_dim)
         self.ln = nn.LayerNorm(feature_dim)
         self.output_tanh = output_tanh
+        self.channels_last = channels_last
 
     def conv_features(self, obs: torch.Tensor) -> torch.Tensor:
         """The convolutional feature map ``(B, num_filters, h', w')``."""
         if obs.ndim != 4 or tuple(obs.shape[1:]) != self.obs_shape:
             raise ValueError(f"expected observations of shape (B, {self.obs_shape}), got {tuple(obs.shape)}")
         x = obs.float() / 255.0
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         for conv in self.convs:
-            x = torch.relu(conv(x))
+            x = torch.relu_(conv(x))  # in place: the conv's backward needs its input, not its output
         return x
 
     def head(self, conv: torch.Tensor) -> torch.Tensor:
