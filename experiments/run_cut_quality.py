@@ -43,6 +43,17 @@ from experiments.provenance import git_commit
 SMALL = {"generator": {"ngf": 16, "n_blocks": 6}, "discriminator": {"ndf": 32}, "n_epochs": 1, "n_epochs_decay": 0}
 
 
+def small_budget(epochs: int | None, decay_epochs: int) -> dict:
+    """The CPU budget; with ``epochs`` the run lasts ``epochs + decay_epochs`` passes over trainA, the
+    learning rate constant for ``epochs`` and then decayed linearly (the paper's schedule, shortened)."""
+    budget = json.loads(json.dumps(SMALL))
+    if epochs is not None:
+        if epochs < 1 or decay_epochs < 0:
+            raise ValueError(f"--epochs must be >= 1 and --decay-epochs >= 0, got {epochs} and {decay_epochs}")
+        budget.update(n_epochs=epochs, n_epochs_decay=decay_epochs)
+    return budget
+
+
 def provenance(command: list[str], seconds: float, cpu_seconds: float) -> dict:
     return {
         "command": " ".join(command), "git_commit": git_commit(), "hardware": "shared 2-core CPU, no GPU",
@@ -67,9 +78,10 @@ def save_test_grid(run: Path, data: str, target: Path, n: int = 8) -> None:
 
 def train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    overrides = {} if args.full_size else json.loads(json.dumps(SMALL))
+    overrides = {} if args.full_size else small_budget(args.epochs, args.decay_epochs)
+    iters = None if args.epochs is not None else args.iters
     config = TrainConfig(
-        model=args.model, data_root=args.data, out=str(Path(args.out) / args.model), iters=args.iters,
+        model=args.model, data_root=args.data, out=str(Path(args.out) / args.model), iters=iters,
         load_size=286 if args.full_size else 72, crop_size=256 if args.full_size else 64, seed=args.seed,
         device="auto", log_every=25, sample_every=250, checkpoint_every=250, model_overrides=overrides,
         inception_weights=args.inception_weights,
@@ -152,7 +164,9 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--model", choices=MODEL_NAMES, required=True)
     t.add_argument("--data", required=True)
     t.add_argument("--out", default="runs/cut_quality")
-    t.add_argument("--iters", type=int, default=1000)
+    t.add_argument("--iters", type=int, default=1000, help="iterations at constant lr (ignored with --epochs)")
+    t.add_argument("--epochs", type=int, default=None, help="epochs at constant lr (then --decay-epochs)")
+    t.add_argument("--decay-epochs", type=int, default=0, help="epochs of linear lr decay after --epochs")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--resume", action="store_true")
