@@ -118,6 +118,31 @@ def test_pixel_encoder_shapes_scaling_and_detach():
         enc(torch.zeros(2, 3, 84, 84))
 
 
+def _reference_pixel_encoder(enc: PixelEncoder, obs: torch.Tensor) -> torch.Tensor:
+    """The encoder written out with functional NCHW ops (out-of-place ReLU)."""
+    x = obs.float() / 255.0
+    for i, conv in enumerate(enc.convs):
+        x = F.relu(F.conv2d(x, conv.weight, conv.bias, stride=2 if i == 0 else 1))
+    return F.layer_norm(F.linear(x.reshape(x.shape[0], -1), enc.fc.weight, enc.fc.bias), (enc.feature_dim,),
+                        enc.ln.weight, enc.ln.bias)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_pixel_encoder_layout_is_not_semantics(channels_last):
+    """channels_last (NHWC convs, in-place ReLU) computes the NCHW function, and the same gradients."""
+    torch.manual_seed(0)
+    enc = PixelEncoder((6, 24, 24), feature_dim=10, num_filters=8, channels_last=channels_last)
+    obs = torch.randint(0, 256, (3, 6, 24, 24), dtype=torch.uint8)
+    out = enc(obs)
+    ref = _reference_pixel_encoder(enc, obs)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    weights = [enc.convs[0].weight, enc.convs[-1].weight, enc.fc.weight]
+    grads = torch.autograd.grad(out.square().sum(), weights)
+    ref_grads = torch.autograd.grad(ref.square().sum(), weights)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, atol=1e-4, rtol=1e-4)
+
+
 def test_tie_conv_weights_shares_parameters_not_heads():
     critic, actor = PixelEncoder((3, 20, 20), 8), PixelEncoder((3, 20, 20), 8)
     tie_conv_weights(critic, actor)
