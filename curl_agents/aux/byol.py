@@ -46,10 +46,14 @@ class ByolObjective(AuxObjective):
         if not 0.0 <= head_tau <= 1.0:
             raise ValueError(f"head_tau must be in [0, 1], got {head_tau}")
         self.head_tau = head_tau
+        self._build_heads(hidden_dim, projection_dim)
+        self._finish_init()
+
+    def _build_heads(self, hidden_dim: int, projection_dim: int) -> None:
+        """Projector ``g``, predictor ``q`` and the EMA copy ``g_bar`` (subclasses add their own heads)."""
         self.projector = ProjectionHead(self.feature_dim, hidden_dim, projection_dim, batch_norm=True)
         self.predictor = PredictionHead(projection_dim, hidden_dim, projection_dim)
         self.target_projector = self._frozen_copy(self.projector)
-        self._finish_init()
 
     def compute_loss(self, batch: AuxBatch) -> tuple[torch.Tensor, dict[str, float]]:
         p1 = self.predictor(self.projector(self.encoder(batch.obs)))

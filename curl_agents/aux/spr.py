@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from curl_agents.aux.base import AuxBatch, AuxObjective
-from ssl_shared.heads import PredictionHead, ProjectionHead
+from curl_agents.aux.base import AuxBatch
+from curl_agents.aux.byol import ByolObjective
 from ssl_shared.losses import byol_loss
 
 
@@ -28,12 +28,14 @@ class TransitionModel(nn.Module):
         return self.net(torch.cat([z, action], dim=1))
 
 
-class SprObjective(AuxObjective):
+class SprObjective(ByolObjective):
     """One-step SPR: predict the target projection of the next latent (SPR with K = 1 step):
 
         z_hat = T(f(obs), a_t),     p = q(g(z_hat)),     y = sg(g_bar(f_bar(next_obs)))
         L = mean_i (2 - 2 cos(p_i, y_i))          (= || p/|p| - y/|y| ||^2)
 
+    Built on :class:`~curl_agents.aux.byol.ByolObjective` (same projector, predictor, EMA head and
+    arguments) plus the transition model ``T``.
     ``f_bar`` is the critic-target encoder; ``g_bar`` an EMA copy of the projector ``g`` moved with
     ``head_tau`` in :meth:`after_target_update`. Differences from SPR (documented simplifications):
     one prediction step instead of K = 5 (the contract's batch holds ``o_{t+1}`` only), an MLP
@@ -46,27 +48,9 @@ class SprObjective(AuxObjective):
 
     name = "spr"
 
-    def __init__(
-        self,
-        encoder: nn.Module,
-        target_encoder: nn.Module,
-        action_dim: int,
-        *,
-        lr: float = 1e-3,
-        weight: float = 1.0,
-        hidden_dim: int = 256,
-        projection_dim: int = 128,
-        head_tau: float = 0.05,
-    ) -> None:
-        super().__init__(encoder, target_encoder, action_dim, lr=lr, weight=weight)
-        if not 0.0 <= head_tau <= 1.0:
-            raise ValueError(f"head_tau must be in [0, 1], got {head_tau}")
-        self.head_tau = head_tau
+    def _build_heads(self, hidden_dim: int, projection_dim: int) -> None:
         self.transition = TransitionModel(self.feature_dim, self.action_dim, hidden_dim)
-        self.projector = ProjectionHead(self.feature_dim, hidden_dim, projection_dim, batch_norm=True)
-        self.predictor = PredictionHead(projection_dim, hidden_dim, projection_dim)
-        self.target_projector = self._frozen_copy(self.projector)
-        self._finish_init()
+        super()._build_heads(hidden_dim, projection_dim)
 
     def compute_loss(self, batch: AuxBatch) -> tuple[torch.Tensor, dict[str, float]]:
         predicted = self.predictor(self.projector(self.transition(self.encoder(batch.obs), batch.action)))
@@ -75,6 +59,3 @@ class SprObjective(AuxObjective):
         loss = byol_loss(predicted, target)
         cosine = F.cosine_similarity(predicted.detach(), target, dim=1).mean()
         return loss, {"loss": loss.item(), "cosine": cosine.item()}
-
-    def after_target_update(self) -> None:
-        self._ema(self.projector, self.target_projector, self.head_tau)
