@@ -31,30 +31,23 @@ Differences from the CUT code, all without changing the maths:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from cut_translation.models.gan_loss import check_gan_mode, discriminator_loss, generator_loss
+from cut_translation.models.config import TranslationConfig
+from cut_translation.models.gan_loss import discriminator_loss, generator_loss
 from cut_translation.models.patch_sampler import PatchMLPHeads, sample_patches
-from cut_translation.networks import (
-    DiscriminatorConfig,
-    GeneratorConfig,
-    PatchDiscriminator,
-    ResnetGenerator,
-    init_weights,
-)
+from cut_translation.networks import PatchDiscriminator, ResnetGenerator, init_weights
 from ssl_shared.losses import PATCH_NEGATIVE_MODES, patch_nce_loss
 
 
 @dataclass
-class CUTConfig:
-    """CUT defaults (Park et al. 2020; the CUT code's ``cut_model.py`` / ``train_options.py``)."""
+class CUTConfig(TranslationConfig):
+    """CUT defaults (Park et al. 2020; the CUT code's ``cut_model.py`` / ``train_options.py``); the networks,
+    GAN loss, Adam, init (xavier, gain 0.02) and epoch fields come from :class:`TranslationConfig`."""
 
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-    gan_mode: str = "lsgan"
     lambda_gan: float = 1.0
     lambda_nce: float = 1.0
     nce_idt: bool = True  # identity PatchNCE on y -> G(y)
@@ -64,21 +57,10 @@ class CUTConfig:
     nce_temperature: float = 0.07
     nce_negatives: str = "image"  # "batch" = --nce_includes_all_negatives_from_minibatch
     mlp_dim: int = 256
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    init_type: str = "xavier"  # CUT code: --init_type xavier --init_gain 0.02
-    init_gain: float = 0.02
-    n_epochs: int = 200  # constant learning rate
-    n_epochs_decay: int = 200  # then linear decay to ~0
 
     def __post_init__(self) -> None:
-        if isinstance(self.generator, dict):
-            self.generator = GeneratorConfig(**self.generator)
-        if isinstance(self.discriminator, dict):
-            self.discriminator = DiscriminatorConfig(**self.discriminator)
+        super().__post_init__()
         self.nce_layers = tuple(self.nce_layers)
-        check_gan_mode(self.gan_mode)
         if self.nce_negatives not in PATCH_NEGATIVE_MODES:
             raise ValueError(f"nce_negatives must be one of {PATCH_NEGATIVE_MODES}, got {self.nce_negatives!r}")
         for name in ("lambda_gan", "lambda_nce"):
@@ -90,13 +72,6 @@ class CUTConfig:
             raise ValueError(f"num_patches and mlp_dim must be >= 1, got {self.num_patches}, {self.mlp_dim}")
         if self.nce_temperature <= 0:
             raise ValueError(f"nce_temperature must be > 0, got {self.nce_temperature}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.n_epochs < 0 or self.n_epochs_decay < 0:
-            raise ValueError(f"n_epochs/n_epochs_decay must be >= 0, got {self.n_epochs}/{self.n_epochs_decay}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def cut_config(**overrides) -> CUTConfig:

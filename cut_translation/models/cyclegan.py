@@ -18,59 +18,35 @@ and ``G_B`` once on ``cat(y, x)``; each discriminator sees real and pooled fake 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from cut_translation.models.config import TranslationConfig
 from cut_translation.models.cut import set_requires_grad
-from cut_translation.models.gan_loss import check_gan_mode, discriminator_loss, generator_loss
+from cut_translation.models.gan_loss import discriminator_loss, generator_loss
 from cut_translation.models.image_pool import ImagePool
-from cut_translation.networks import (
-    DiscriminatorConfig,
-    GeneratorConfig,
-    PatchDiscriminator,
-    ResnetGenerator,
-    init_weights,
-)
+from cut_translation.networks import PatchDiscriminator, ResnetGenerator, init_weights
 
 
 @dataclass
-class CycleGANConfig:
-    """CycleGAN defaults (Zhu et al. 2017; ``cycle_gan_model.py`` options, as shipped with the CUT code)."""
+class CycleGANConfig(TranslationConfig):
+    """CycleGAN defaults (Zhu et al. 2017; ``cycle_gan_model.py`` options, as shipped with the CUT code); the
+    networks, GAN loss, Adam and epoch fields come from :class:`TranslationConfig`."""
 
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-    gan_mode: str = "lsgan"
+    init_type: str = "normal"  # the CycleGAN code's N(0, 0.02)
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.5  # scales lambda_cycle for the identity terms
     pool_size: int = 50
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    init_type: str = "normal"
-    init_gain: float = 0.02
-    n_epochs: int = 200  # the CUT code's train_options defaults, shared by all its models
-    n_epochs_decay: int = 200
 
     def __post_init__(self) -> None:
-        if isinstance(self.generator, dict):
-            self.generator = GeneratorConfig(**self.generator)
-        if isinstance(self.discriminator, dict):
-            self.discriminator = DiscriminatorConfig(**self.discriminator)
-        check_gan_mode(self.gan_mode)
+        super().__post_init__()
         for name in ("lambda_cycle", "lambda_identity"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.pool_size < 0:
             raise ValueError(f"pool_size must be >= 0, got {self.pool_size}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.n_epochs < 0 or self.n_epochs_decay < 0:
-            raise ValueError(f"n_epochs/n_epochs_decay must be >= 0, got {self.n_epochs}/{self.n_epochs_decay}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
