@@ -36,9 +36,16 @@ STATE_SAC_ARGS = ["--env", "cartpole-swingup", "--algo", "state_sac", "--steps",
                   "--batch-size", "128", "--hidden-dim", "256", "--eval-every", "10000", "--eval-episodes", "10",
                   "--checkpoint-every", "10000"]
 # Pixel CURL: the official train.py batch (32); other settings the paper's (render 100, crop 84, feature 50,
-# hidden 1024, lr 1e-3, action repeat 8). Eval episodes 5 to save CPU (each eval renders every step).
+# hidden 1024, lr 1e-3, action repeat 8); 10 deterministic eval episodes every 10K env steps; the replay is
+# saved with the checkpoints so that a resumed run ends where an uninterrupted one would.
 CURL_ARGS = ["--env", "cartpole-swingup", "--algo", "curl", "--aux", "curl", "--steps", str(TARGET_STEPS),
-             "--batch-size", "32", "--eval-every", "10000", "--eval-episodes", "5", "--checkpoint-every", "10000"]
+             "--batch-size", "32", "--eval-every", "10000", "--eval-episodes", "10", "--checkpoint-every", "5000",
+             "--save-replay"]
+CURL_GROUPS = {  # group -> (run-name prefix, note)
+    "curl_b32": ("curl_b32_s", "current runs (CURL_ARGS)"),
+    "curl_cartpole_b32": ("curl_cartpole_b32_s", "first session's run: 5 eval episodes, resumed at 10K without replay"),
+}
+CURL_PAPER = "CURL 100K: 582 +- 146 (CURL Table 1, batch 512)"
 
 
 def _train(name: str, args: list[str], seed: int, extra: list[str]) -> int:
@@ -167,11 +174,12 @@ def main() -> None:
             _train(f"state_sac_cartpole_s{seed}", STATE_SAC_ARGS, seed, extra)
             summarize("state_sac_cartpole", "state_sac_cartpole_s", 750.0, "state SAC 100K: 835 +- 22 (CURL Table 1)")
     elif args.cmd == "curl":
-        _train(f"curl_cartpole_b32_s{args.seed}", CURL_ARGS, args.seed, extra)
-        summarize("curl_cartpole_b32", "curl_cartpole_b32_s", 250.0, "CURL 100K: 582 +- 146 (CURL Table 1, batch 512)")
+        _train(f"curl_b32_s{args.seed}", CURL_ARGS, args.seed, extra)
+        summarize("curl_b32", "curl_b32_s", 250.0, CURL_PAPER)
     else:
         summarize("state_sac_cartpole", "state_sac_cartpole_s", 750.0, "state SAC 100K: 835 +- 22 (CURL Table 1)")
-        summarize("curl_cartpole_b32", "curl_cartpole_b32_s", 250.0, "CURL 100K: 582 +- 146 (CURL Table 1, batch 512)")
+        for group, (prefix, _) in CURL_GROUPS.items():
+            summarize(group, prefix, 250.0, CURL_PAPER)
 
 
 if __name__ == "__main__":
