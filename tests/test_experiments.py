@@ -82,3 +82,18 @@ def test_reproduce_dmc_commands_use_env_steps_and_presets(tmp_path):
     text = table(tmp_path, "100k")
     assert "| curl | cartpole-swingup | 1 | 600 +- 0 |" in text
     assert "582 +- 146" in text  # the paper's CURL 100K cartpole score sits beside ours
+
+
+def test_cut_quality_epoch_budget_sets_the_paper_schedule():
+    from cut_translation.trainer import linear_lr_factor
+    from experiments.run_cut_quality import SMALL, small_budget
+
+    assert small_budget(None, 0) == SMALL
+    budget = small_budget(4, 4)
+    assert (budget["n_epochs"], budget["n_epochs_decay"]) == (4, 4)
+    assert budget["generator"] == SMALL["generator"] and SMALL["n_epochs"] == 1  # the preset is not mutated
+    # constant for 4 epochs, then 1 - k/5 for decay epoch k = 1..4 (CUT's linear policy)
+    factors = [linear_lr_factor(e, 4, 4) for e in range(8)]
+    assert factors == pytest.approx([1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])
+    with pytest.raises(ValueError, match="epochs"):
+        small_budget(0, 4)
