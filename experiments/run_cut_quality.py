@@ -132,20 +132,23 @@ def table(args: argparse.Namespace) -> None:
         identity = identity or p
         ts = rec.get("train_summary", {})
         iters = f"{rec['iteration']}" + (f" of {ts['planned_iterations']} (stopped)" if ts.get("stopped_early") else "")
-        rows.append(f"| {name} | {iters} | {p['l1']:.4f} | {p['psnr']:.2f} | {p['ssim']:.4f} | "
+        budget = rec.get("budget") if isinstance(rec.get("budget"), dict) else SMALL
+        schedule = f"{budget['n_epochs']} const + {budget['n_epochs_decay']} decay epochs"
+        rows.append(f"| {name} | {iters} | {schedule} | {p['l1']:.4f} | {p['psnr']:.2f} | {p['ssim']:.4f} | "
                     f"{rec['provenance']['process_cpu_seconds'] / 60:.1f} | {rec['provenance']['wall_seconds'] / 60:.1f} |")
         grid = out / name / "test_grid.png"
         if grid.is_file():
             shutil.copy(grid, results / f"cut_quality_grid_{name}.png")
     if identity is None:
         raise SystemExit(f"no eval.json under {out}/<model>/")
-    header = ["| method | iterations | L1 (lower better) | PSNR dB | SSIM | CPU-min (train+eval) | wall-min |",
-              "|---|---|---|---|---|---|---|",
-              f"| identity (A vs true B) | - | {identity['identity_l1']:.4f} | {identity['identity_psnr']:.2f} | "
+    header = ["| method | iterations | lr schedule | L1 (lower better) | PSNR dB | SSIM | CPU-min (train+eval) | wall-min |",
+              "|---|---|---|---|---|---|---|---|",
+              f"| identity (A vs true B) | - | - | {identity['identity_l1']:.4f} | {identity['identity_psnr']:.2f} | "
               f"{identity['identity_ssim']:.4f} | - | - |"]
     md = "\n".join(["# CUT / FastCUT / CycleGAN on dmc-restyle 64 px (paired test set)", "",
                     f"Test pairs: {int(identity['n'])}. Metrics in [0, 1] image range, mean over images.",
-                    f"Budget: {json.dumps(SMALL)}, batch 1, load 72 / crop 64, 1 thread.", "",
+                    f"Networks: {json.dumps({k: SMALL[k] for k in ('generator', 'discriminator')})}, batch 1, "
+                    "load 72 / crop 64, 1 thread; one epoch = 1000 iterations (one pass over trainA).", "",
                     *header, *rows, "", "Provenance (full records in cut_quality.json):", "",
                     *[f"- {n}: `{r['provenance']['command']}`; commit {r['provenance']['git_commit']}; "
                       f"{r['provenance']['hardware']}; torch {r['provenance']['torch']}; seed {r['seed']}"
