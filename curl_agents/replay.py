@@ -324,10 +324,7 @@ class FrameReplayBuffer(ReplayBuffer):
         Only frames written so far are saved (at most ``frame_capacity`` per env).
         """
         path = Path(path)
-        used = int(min(self._next_frame.max(), self.frame_capacity))
-        store = self.frames.view(self.n_envs, self.frame_capacity, *self.frame_shape)
-        # torch.save writes a view's whole storage: copy the used part unless the store is all used
-        frames = (store if used == self.frame_capacity else store[:, :used].clone()).cpu()
+        frames = self._held_frames()
         state = {
             "config": self._config(),
             "frames": frames,
@@ -375,12 +372,29 @@ class FrameReplayBuffer(ReplayBuffer):
             "last_next_obs": self._last_next_obs,
         }
 
+    def _held_frames(self) -> torch.Tensor:
+        """The written part of the frame store, ``(n_envs, used, *frame_shape)`` on the CPU, as its own copy:
+        saving a view would write the whole preallocated store (3.2 GB at capacity 100K)."""
+        used = int(min(self._next_frame.max(), self.frame_capacity))
+        store = self.frames.view(self.n_envs, self.frame_capacity, *self.frame_shape)
+        return (store if used == self.frame_capacity else store[:, :used].clone()).cpu()
+
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle (SB3's ``save_replay_buffer``) with the frame store moved to the CPU."""
+        """Pickle (SB3's ``save_replay_buffer``): only the held frames, moved to the CPU."""
         state = self.__dict__.copy()
-        state["frames"] = self.frames.cpu()
+        state["frames"] = self._held_frames()
         state["storage_device"], state["pinned"] = torch.device("cpu"), False
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Re-allocate the full frame store (on the CPU) around the pickled frames."""
+        held = state.pop("frames")
+        self.__dict__.update(state)
+        self.frames = torch.empty((self.n_envs * self.frame_capacity, *self.frame_shape), dtype=torch.uint8)
+        if held.ndim == self.frames.ndim:  # pickles of earlier versions held the whole store
+            self.frames.copy_(held)
+        else:
+            self.frames.view(self.n_envs, self.frame_capacity, *self.frame_shape)[:, : held.shape[1]].copy_(held)
 
 
 def _check_observation_space(space: spaces.Space, frame_channels: int) -> None:

@@ -320,31 +320,9 @@ def save_checkpoint(out: Path, model: Any, loop_state: dict[str, Any], save_repl
     with atomic_write_dir(final) as tmp:
         model.save(tmp / "model.zip")
         torch.save({"rng": _rng_state(model), "loop": loop_state}, tmp / "state.pt")
-        if save_replay:
-            _save_replay(model, tmp)
+        if save_replay:  # FrameReplayBuffer pickles only the frames it holds
+            model.save_replay_buffer(tmp / "replay.pkl")
     return final
-
-
-def _save_replay(model: Any, directory: Path) -> None:
-    """A FrameReplayBuffer writes only the frames it holds (``replay.pt``: ~30 KB per stored transition);
-    SB3's pickle (``replay.pkl``) would write the whole preallocated store (3.2 GB at capacity 100K)."""
-    from curl_agents.replay import FrameReplayBuffer
-
-    if isinstance(model.replay_buffer, FrameReplayBuffer):
-        model.replay_buffer.save(directory / "replay.pt")
-    else:
-        model.save_replay_buffer(directory / "replay.pkl")
-
-
-def _load_replay(model: Any, directory: Path) -> bool:
-    """Restore the replay saved by :func:`_save_replay` (or an older checkpoint's pickle); False if none."""
-    if (directory / "replay.pt").exists():
-        model.replay_buffer.load(directory / "replay.pt")
-        return True
-    if (directory / "replay.pkl").exists():
-        model.load_replay_buffer(directory / "replay.pkl")
-        return True
-    return False
 
 
 def load_checkpoint(cfg: RunConfig, out: Path) -> tuple[Any, Any, dict[str, Any]]:
@@ -357,7 +335,9 @@ def load_checkpoint(cfg: RunConfig, out: Path) -> tuple[Any, Any, dict[str, Any]
     loop = state["loop"]
     env = make_train_vec_env(cfg, next_episode=loop["next_episode"] - 1)
     model = algorithm_class(cfg).load(ckpt / "model.zip", env=env, device=get_device(cfg.device), force_reset=False)
-    if not _load_replay(model, ckpt):  # empty buffer: collect init_steps random-action agent steps again before training resumes
+    if (ckpt / "replay.pkl").exists():
+        model.load_replay_buffer(ckpt / "replay.pkl")
+    else:  # empty buffer: collect init_steps random-action agent steps again before training resumes
         model.learning_starts = model.num_timesteps + cfg.init_steps
     saved_obs = model._last_obs
     model._last_obs = env.reset()  # re-creates the episode the checkpoint was taken at (reset by index)
