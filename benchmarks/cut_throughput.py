@@ -6,9 +6,13 @@ layers 0,4,8,12,16, lsgan, Adam; random inputs of crop x crop (data loading excl
 ``repeats`` iterations and reports the median wall seconds, the median process CPU seconds
 (user + sys, all threads) per iteration and the peak RSS (``resource.getrusage().ru_maxrss``).
 
-Two implementations are timed under the same conditions, interleaved:
+Implementations timed under the same conditions, interleaved:
 
-- ``ours``: ``cut_translation.models`` as shipped;
+- ``ours``: ``cut_translation.models`` as shipped, in a process set up as our training commands set it
+  up (:func:`ssl_shared.host_memory.reuse_freed_host_memory`: freed memory is reused instead of being
+  page-faulted in anew every iteration);
+- ``ours-default-malloc``: the same models with glibc's default allocator settings (what the
+  allocator setting alone is worth);
 - ``reference-style``: the same networks made to compute what the official CUT code computes per
   iteration (written here from the facts in the reference notes, not its code): ``nn.InstanceNorm2d``
   instead of our group-norm form, blur-pool as a
@@ -50,6 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.provenance import git_commit
+from ssl_shared.host_memory import reuse_freed_host_memory
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REFERENCE = {  # issue 4, section 5: official CUT code, this CPU, unloaded, batch 1, ngf 64
@@ -164,6 +169,8 @@ def measure(model_name: str, crop: int, impl: str, warmup: int, repeats: int, th
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     dev = torch.device(device)
+    if impl == "ours":
+        reuse_freed_host_memory()
     model = build_model(model_name).to(dev)
     if impl == "reference-style":
         to_reference_ops(model)
@@ -209,8 +216,8 @@ def write_results(rows: list[dict], meta: dict, device: str) -> None:
         "vs official = the issue's official wall s/it / ours (comparable only for an unloaded 2-thread run).", "",
         "| model | crop | ours wall s/it | ours CPU s/it | ours peak RSS GB | reference-style wall s/it | "
         "reference-style CPU s/it | ref-style RSS GB | speed-up wall | speed-up CPU | issue-4 official s/it, RSS GB | "
-        "vs official (wall) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "vs official (wall) | ours, default malloc: wall s/it, CPU s/it, RSS GB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_key = {(r["model"], r["crop"], r["impl"]): r for r in rows}
     for (model, crop), (ref_s, ref_gb) in REFERENCE.items():
@@ -227,7 +234,11 @@ def write_results(rows: list[dict], meta: dict, device: str) -> None:
         else:
             cells += ["-"] * 5
         vs_official = ref_s / ours["wall_s_per_iter_median"]
-        lines.append(f"| {model} | {crop} | " + " | ".join(cells) + f" | {ref_s}, {ref_gb} | {vs_official:.2f}x |")
+        plain = by_key.get((model, crop, "ours-default-malloc"))
+        plain_cell = "-" if plain is None else (
+            f"{plain['wall_s_per_iter_median']:.2f}, {plain['cpu_s_per_iter_median']:.2f}, {plain['peak_rss_gb']:.2f}")
+        lines.append(f"| {model} | {crop} | " + " | ".join(cells) + f" | {ref_s}, {ref_gb} | {vs_official:.2f}x | "
+                     f"{plain_cell} |")
     (RESULTS_DIR / f"cut_throughput_{device}.md").write_text("\n".join(lines) + "\n")
 
 
@@ -236,7 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rewrite", default=None, help="re-render the .md of a results .json (no measuring)")
     p.add_argument("--models", nargs="+", default=["cut", "fastcut", "cyclegan"])
     p.add_argument("--crops", nargs="+", type=int, default=[128, 256])
-    p.add_argument("--impls", nargs="+", default=["ours", "reference-style"])
+    p.add_argument("--impls", nargs="+", default=["ours", "reference-style"],
+                   choices=["ours", "ours-default-malloc", "reference-style"])
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3, help="timed iterations at crop 128")
     p.add_argument("--repeats-256", type=int, default=2, help="timed iterations at crop >= 256")

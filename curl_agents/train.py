@@ -43,6 +43,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from ssl_shared.host_memory import reuse_freed_host_memory
+
 ALGO_NAMES = ("curl", "rad", "drq", "pixel_sac", "state_sac")
 PIXEL_CROP_MARGIN = 16  # CURL/RAD: render 100, crop 84
 
@@ -450,6 +452,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = config_from_args(args, saved)
     except ValueError as err:
         parser.error(str(err))
+    reuse_freed_host_memory()  # no page faults for each update's activations (see ssl_shared.host_memory)
     summary = run(cfg, Path(args.out), resume=args.resume, progress=not args.no_progress)
     print(json.dumps(summary))
 

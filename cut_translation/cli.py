@@ -29,6 +29,7 @@ from tqdm import tqdm
 from cut_translation.data import IMG_EXTENSIONS, image_to_tensor, list_images, load_rgb
 from cut_translation.models import MODEL_NAMES
 from cut_translation.trainer import NonFiniteLossError, TrainConfig, Trainer, load_checkpoint, to_unit
+from ssl_shared.host_memory import reuse_freed_host_memory
 
 SIZE_MULTIPLE = 4
 
@@ -131,6 +132,7 @@ def train_main(argv: Sequence[str] | None = None) -> dict:
     args = build_train_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    reuse_freed_host_memory()  # no page faults for each iteration's activations (see ssl_shared.host_memory)
     config = TrainConfig(
         model=args.model, data_root=args.data, out=args.out, iters=args.iters, batch_size=args.batch_size,
         load_size=args.load_size, crop_size=args.crop_size, flip=not args.no_flip, seed=args.seed,

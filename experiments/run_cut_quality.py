@@ -39,18 +39,26 @@ from cut_translation.data import PairedTestDataset
 from cut_translation.models import MODEL_NAMES
 from cut_translation.trainer import TrainConfig, Trainer, load_checkpoint, to_unit
 from experiments.provenance import git_commit
+from ssl_shared.host_memory import reuse_freed_host_memory
 
 SMALL = {"generator": {"ngf": 16, "n_blocks": 6}, "discriminator": {"ndf": 32}, "n_epochs": 1, "n_epochs_decay": 0}
 
 
-def small_budget(epochs: int | None, decay_epochs: int) -> dict:
+def small_budget(epochs: int | None, decay_epochs: int, gan_mode: str | None = None, ngf: int | None = None) -> dict:
     """The CPU budget; with ``epochs`` the run lasts ``epochs + decay_epochs`` passes over trainA, the
-    learning rate constant for ``epochs`` and then decayed linearly (the paper's schedule, shortened)."""
+    learning rate constant for ``epochs`` and then decayed linearly (the paper's schedule, shortened).
+    ``gan_mode`` / ``ngf`` replace the preset's GAN loss / the budget's generator width (shown in the table)."""
     budget = json.loads(json.dumps(SMALL))
     if epochs is not None:
         if epochs < 1 or decay_epochs < 0:
             raise ValueError(f"--epochs must be >= 1 and --decay-epochs >= 0, got {epochs} and {decay_epochs}")
         budget.update(n_epochs=epochs, n_epochs_decay=decay_epochs)
+    if gan_mode is not None:
+        budget["gan_mode"] = gan_mode
+    if ngf is not None:
+        if ngf < 1:
+            raise ValueError(f"--ngf must be >= 1, got {ngf}")
+        budget["generator"]["ngf"] = ngf
     return budget
 
 
@@ -78,7 +86,8 @@ def save_test_grid(run: Path, data: str, target: Path, n: int = 8) -> None:
 
 def train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    overrides = {} if args.full_size else small_budget(args.epochs, args.decay_epochs)
+    reuse_freed_host_memory()
+    overrides = {} if args.full_size else small_budget(args.epochs, args.decay_epochs, args.gan_mode, args.ngf)
     iters = None if args.epochs is not None else args.iters
     config = TrainConfig(
         model=args.model, data_root=args.data, out=str(Path(args.out) / args.model), iters=iters,
@@ -134,16 +143,18 @@ def table(args: argparse.Namespace) -> None:
         iters = f"{rec['iteration']}" + (f" of {ts['planned_iterations']} (stopped)" if ts.get("stopped_early") else "")
         budget = rec.get("budget") if isinstance(rec.get("budget"), dict) else SMALL
         schedule = f"{budget['n_epochs']} const + {budget['n_epochs_decay']} decay epochs"
-        rows.append(f"| {name} | {iters} | {schedule} | {p['l1']:.4f} | {p['psnr']:.2f} | {p['ssim']:.4f} | "
+        nets = f"ngf {budget['generator']['ngf']}, {budget.get('gan_mode', 'lsgan')}"
+        rows.append(f"| {name} | {iters} | {schedule} | {nets} | {p['l1']:.4f} | {p['psnr']:.2f} | {p['ssim']:.4f} | "
                     f"{rec['provenance']['process_cpu_seconds'] / 60:.1f} | {rec['provenance']['wall_seconds'] / 60:.1f} |")
         grid = out / name / "test_grid.png"
         if grid.is_file():
             shutil.copy(grid, results / f"cut_quality_grid_{name}.png")
     if identity is None:
         raise SystemExit(f"no eval.json under {out}/<model>/")
-    header = ["| method | iterations | lr schedule | L1 (lower better) | PSNR dB | SSIM | CPU-min (train+eval) | wall-min |",
-              "|---|---|---|---|---|---|---|---|",
-              f"| identity (A vs true B) | - | - | {identity['identity_l1']:.4f} | {identity['identity_psnr']:.2f} | "
+    header = ["| method | iterations | lr schedule | generator, GAN loss | L1 (lower better) | PSNR dB | SSIM | "
+              "CPU-min (train+eval) | wall-min |",
+              "|---|---|---|---|---|---|---|---|---|",
+              f"| identity (A vs true B) | - | - | - | {identity['identity_l1']:.4f} | {identity['identity_psnr']:.2f} | "
               f"{identity['identity_ssim']:.4f} | - | - |"]
     md = "\n".join(["# CUT / FastCUT / CycleGAN on dmc-restyle 64 px (paired test set)", "",
                     f"Test pairs: {int(identity['n'])}. Metrics in [0, 1] image range, mean over images.",
@@ -170,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--iters", type=int, default=1000, help="iterations at constant lr (ignored with --epochs)")
     t.add_argument("--epochs", type=int, default=None, help="epochs at constant lr (then --decay-epochs)")
     t.add_argument("--decay-epochs", type=int, default=0, help="epochs of linear lr decay after --epochs")
+    t.add_argument("--gan-mode", choices=("lsgan", "vanilla", "hinge"), default=None,
+                   help="GAN loss instead of the preset's (lsgan)")
+    t.add_argument("--ngf", type=int, default=None, help=f"generator width instead of {SMALL['generator']['ngf']}")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--resume", action="store_true")

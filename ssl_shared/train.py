@@ -43,6 +43,7 @@ from ssl_shared.evaluation import (
     linear_probe_classification,
     linear_probe_regression,
 )
+from ssl_shared.host_memory import reuse_freed_host_memory
 
 
 @dataclass
@@ -389,6 +390,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if config.method not in METHODS:
         raise SystemExit(f"error: unknown method {config.method!r}; available: {sorted(METHODS)}")
+    reuse_freed_host_memory()  # no page faults for each step's activations (see ssl_shared.host_memory)
     results = train(config)
     print(json.dumps(results, indent=2))
 

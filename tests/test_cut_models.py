@@ -12,7 +12,7 @@ from cut_translation.models import build_model, make_config
 from cut_translation.models.cyclegan import CycleGANModel
 from cut_translation.models.gan_loss import discriminator_loss, generator_loss
 from cut_translation.models.image_pool import ImagePool
-from cut_translation.models.patch_sampler import PatchMLPHeads, gather_patches, sample_patches
+from cut_translation.models.patch_sampler import PatchMLPHeads, gather_patches, mirror_locations, sample_locations
 from cut_translation.networks import (
     BlurPool,
     BlurUpsample,
@@ -154,23 +154,50 @@ def test_gather_patches_matches_explicit_loop():
         for n, i in enumerate(ids.tolist()):
             assert torch.equal(out[b, n], feat[b, :, i // 6, i % 6])
     assert torch.equal(gather_patches(feat.contiguous(memory_format=torch.channels_last), ids), out)
+    per_image = torch.tensor([[0, 7, 23, 13], [5, 6, 1, 18]])  # one set of locations per image
+    out = gather_patches(feat, per_image)
+    for b in range(2):
+        for n, i in enumerate(per_image[b].tolist()):
+            assert torch.equal(out[b, n], feat[b, :, i // 6, i % 6])
+    with pytest.raises(ValueError, match="ids must be"):
+        gather_patches(feat, per_image[:1])
+
+
+def test_mirrored_locations_read_the_flipped_map():
+    feat = torch.randn(2, 3, 5, 7)
+    ids = sample_locations(5, 7, 20, feat.device, torch.Generator().manual_seed(0))
+    assert torch.equal(gather_patches(feat.flip(3), ids), gather_patches(feat, mirror_locations(ids, 7)))
+    assert mirror_locations(torch.tensor([0, 6, 7, 10]), 7).tolist() == [6, 0, 13, 10]  # (y, x) -> (y, 6 - x)
 
 
 def test_query_and_key_patches_share_locations():
-    g = ResnetGenerator(GeneratorConfig(**TINY_G))
+    """Each group (x -> G(x), y -> G(y)) reads queries and keys at the same locations, its own per group."""
+    torch.manual_seed(0)
+    model = tiny("cut")
     x, y = images(2, 32, seed=1), images(2, 32, seed=2)
-    kfeats, qfeats = g.encode(x, TINY_LAYERS), g.encode(y, TINY_LAYERS)
-    gen = torch.Generator().manual_seed(0)
-    keys, ids = sample_patches(kfeats, 64, generator=gen)
-    queries, ids_q = sample_patches(qfeats, 64, ids=ids)
-    assert ids_q is ids
-    for f_k, f_q, k, q, i in zip(kfeats, qfeats, keys, queries, ids):
-        h, w = f_k.shape[2:]
-        assert len(set(i.tolist())) == len(i) == min(64, h * w)  # distinct; all when the map is small
-        for n in (0, len(i) - 1):
-            yy, xx = divmod(int(i[n]), w)
-            assert torch.equal(k[:, n], f_k[:, :, yy, xx])
-            assert torch.equal(q[:, n], f_q[:, :, yy, xx])
+    kfeats, qfeats = model.netG.encode(x, TINY_LAYERS), model.netG.encode(y, TINY_LAYERS)
+    seen = []
+
+    def spy(patches):
+        seen.append([p.detach().clone() for p in patches])
+        return [p.mean(-1, keepdim=True).expand(*p.shape[:2], 4) for p in patches]
+
+    model.netF.forward = spy
+    model.generator.manual_seed(0)
+    model.nce_losses(qfeats, kfeats, flipped=False, groups=2)
+    keys, queries = seen
+    model.generator.manual_seed(0)  # the same draws: group 1's layers, then group 2's
+    m = model.config.num_patches
+    drawn = [[sample_locations(f.shape[2], f.shape[3], m, f.device, model.generator) for f in kfeats] for _ in range(2)]
+    for layer, (f_k, f_q) in enumerate(zip(kfeats, qfeats)):
+        w = f_k.shape[3]
+        for b in range(2):
+            i = drawn[b][layer]
+            assert len(set(i.tolist())) == len(i) == min(m, f_k.shape[2] * w)  # distinct; all when small
+            for n in (0, len(i) - 1):
+                yy, xx = divmod(int(i[n]), w)
+                assert torch.equal(keys[layer][b, n], f_k[b, :, yy, xx])
+                assert torch.equal(queries[layer][b, n], f_q[b, :, yy, xx])
 
 
 def test_mlp_heads_shapes_and_unit_norm():
@@ -318,3 +345,17 @@ def test_cut_generator_loss_matches_reference_recipe():
     # D was updated before the G step: recompute G_GAN with the updated D
     assert any(not torch.equal(v, d_before[k]) for k, v in model.netD.state_dict().items())
     assert losses["G"] == pytest.approx(losses["G_GAN"] + 0.5 * (losses["NCE"] + losses["NCE_Y"]), rel=1e-5)
+
+
+def test_flipped_queries_read_at_mirrored_locations_equal_flipping_back():
+    """FastCUT: reading G(flip(x))'s maps at mirrored locations == flipping them back, then reading (the CUT code)."""
+    torch.manual_seed(0)
+    model = tiny("fastcut")
+    x = images(1, 32, seed=4)
+    keys = model.netG.encode(x, TINY_LAYERS)
+    queries = model.netG.encode(model.netG(x.flip(3)), TINY_LAYERS)
+    model.generator.manual_seed(5)
+    mirrored = model.nce_loss(queries, keys, flipped=True)
+    model.generator.manual_seed(5)
+    flipped_back = model.nce_loss([q.flip(3) for q in queries], keys, flipped=False)
+    assert mirrored.item() == pytest.approx(flipped_back.item(), rel=1e-6)

@@ -20,6 +20,11 @@ Differences from the CUT code, all without changing the maths:
   ``G(x)`` (``G`` has not been updated in between and keys are detached), instead of a second encoder
   pass. When FastCUT flipped the batch, keys need the unflipped input, so one gradient-free encoder pass
   is run instead.
+- FastCUT reads the flipped output's queries at mirrored locations instead of flipping the feature maps
+  back (the same numbers, without a copy of every feature map and its backward).
+- Queries and keys of both groups (x and y) are gathered in one indexing per layer over the whole batch,
+  each group with its own locations as in the CUT code's two calls; the backward then writes one
+  gradient buffer per layer instead of one per group and slice.
 - The query encoder passes for ``G(x)`` and ``G(y)`` run as one batch, and ``D`` sees real and detached
   fake images in one batch (instance norm is per image, so results are unchanged).
 - PatchNCE comes from :mod:`ssl_shared.losses`: the positive sits on the diagonal of one cross-entropy;
@@ -38,7 +43,7 @@ from torch import nn
 
 from cut_translation.models.config import TranslationConfig
 from cut_translation.models.gan_loss import discriminator_loss, generator_loss
-from cut_translation.models.patch_sampler import PatchMLPHeads, sample_patches
+from cut_translation.models.patch_sampler import PatchMLPHeads, gather_patches, mirror_locations, sample_locations
 from cut_translation.networks import PatchDiscriminator, ResnetGenerator, init_weights
 from ssl_shared.losses import PATCH_NEGATIVE_MODES, patch_nce_loss
 
@@ -92,7 +97,7 @@ def set_requires_grad(module: nn.Module, flag: bool) -> None:
 
 
 def make_adam(module: nn.Module, lr: float, beta1: float, beta2: float) -> torch.optim.Adam:
-    return torch.optim.Adam(module.parameters(), lr=lr, betas=(beta1, beta2), foreach=True)
+    return torch.optim.Adam(module.parameters(), lr=lr, betas=(beta1, beta2), fused=True)
 
 
 class CUTModel(nn.Module):
@@ -130,19 +135,41 @@ class CUTModel(nn.Module):
         self, query_feats: list[torch.Tensor], key_feats: list[torch.Tensor], flipped: bool
     ) -> torch.Tensor:
         """``lambda_NCE * mean_l PatchNCE`` for one group (x -> G(x) or y -> G(y)); keys carry no gradient."""
+        return self.nce_losses(query_feats, key_feats, flipped, groups=1)[0]
+
+    def nce_losses(
+        self, query_feats: list[torch.Tensor], key_feats: list[torch.Tensor], flipped: bool, groups: int
+    ) -> list[torch.Tensor]:
+        """``lambda_NCE * mean_l PatchNCE`` for each of ``groups`` equal groups of the batch (CUT: x, then y).
+
+        Each group draws its own locations per layer, in the order of the CUT code's separate calls
+        (all layers of group 1, then group 2). ``flipped``: the queries come from ``G(flip(x))`` and
+        are read at mirrored locations (the same as flipping them back first). Queries and keys are
+        gathered once per layer for the whole batch.
+        """
         c = self.config
-        if flipped:
-            query_feats = [torch.flip(f, dims=[3]) for f in query_feats]
-        with torch.no_grad():
-            key_patches, ids = sample_patches(key_feats, c.num_patches, generator=self.generator)
-            keys = self.netF(key_patches)
-        query_patches, _ = sample_patches(query_feats, c.num_patches, ids=ids)
-        queries = self.netF(query_patches)
-        losses = [
-            patch_nce_loss(q, k, temperature=c.nce_temperature, negatives=c.nce_negatives)
-            for q, k in zip(queries, keys)
+        batch = key_feats[0].shape[0]
+        if groups < 1 or batch % groups:
+            raise ValueError(f"a batch of {batch} images can't be split into {groups} equal groups")
+        per_group = batch // groups
+        drawn = [
+            [sample_locations(f.shape[2], f.shape[3], c.num_patches, f.device, self.generator) for f in key_feats]
+            for _ in range(groups)
         ]
-        return c.lambda_nce * torch.stack(losses).mean()
+        key_ids = [torch.stack([g[layer] for g in drawn]).repeat_interleave(per_group, 0) for layer in range(len(key_feats))]
+        query_ids = [mirror_locations(i, f.shape[3]) if flipped else i for i, f in zip(key_ids, query_feats)]
+        with torch.no_grad():
+            keys = self.netF([gather_patches(f, i) for f, i in zip(key_feats, key_ids)])
+        queries = self.netF([gather_patches(f, i) for f, i in zip(query_feats, query_ids)])
+        losses = []
+        for g in range(groups):
+            rows = slice(g * per_group, (g + 1) * per_group)
+            per_layer = [
+                patch_nce_loss(q[rows], k[rows], temperature=c.nce_temperature, negatives=c.nce_negatives)
+                for q, k in zip(queries, keys)
+            ]
+            losses.append(c.lambda_nce * torch.stack(per_layer).mean())
+        return losses
 
     def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, float]:
         """One iteration (forward G, D step, G+F step); returns the losses as floats."""
@@ -154,8 +181,7 @@ class CUTModel(nn.Module):
         g_input = torch.flip(real, dims=[3]) if flipped else real
         layers = c.nce_layers
         if use_nce and not flipped:
-            fake, real_feats = self.netG.forward_with_features(g_input, layers)
-            real_feats = [f.detach() for f in real_feats]
+            fake, real_feats = self.netG.forward_with_features(g_input, layers)  # keys: read without grad
         else:
             fake = self.netG(g_input)
             real_feats = None
@@ -184,13 +210,11 @@ class CUTModel(nn.Module):
             out["G_GAN"] = loss_g_gan.detach()
         if use_nce:
             query_feats = self.netG.encode(fake, layers)  # G(x) and, for CUT, G(y) in one batch
-            loss_nce = self.nce_loss([f[:n] for f in query_feats], [f[:n] for f in real_feats], flipped)
-            out["NCE"] = loss_nce.detach()
+            nce = self.nce_losses(query_feats, real_feats, flipped, groups=2 if c.nce_idt else 1)
+            out["NCE"] = nce[0].detach()
             if c.nce_idt:
-                loss_nce_y = self.nce_loss([f[n:] for f in query_feats], [f[n:] for f in real_feats], flipped)
-                out["NCE_Y"] = loss_nce_y.detach()
-                loss_nce = 0.5 * (loss_nce + loss_nce_y)
-            loss_g = loss_g + loss_nce
+                out["NCE_Y"] = nce[1].detach()
+            loss_g = loss_g + torch.stack(nce).mean()
         loss_g.backward()
         self.optimizers["G"].step()
         if use_nce:

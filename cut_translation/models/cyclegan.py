@@ -70,8 +70,8 @@ class CycleGANModel(nn.Module):
         d_params = list(self.netD_A.parameters()) + list(self.netD_B.parameters())
         betas = (c.beta1, c.beta2)
         self.optimizers = {
-            "G": torch.optim.Adam(g_params, lr=c.lr, betas=betas, foreach=True),
-            "D": torch.optim.Adam(d_params, lr=c.lr, betas=betas, foreach=True),
+            "G": torch.optim.Adam(g_params, lr=c.lr, betas=betas, fused=True),
+            "D": torch.optim.Adam(d_params, lr=c.lr, betas=betas, fused=True),
         }
         self.pool_fake_b = ImagePool(c.pool_size)
         self.pool_fake_a = ImagePool(c.pool_size)

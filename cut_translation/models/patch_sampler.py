@@ -4,7 +4,7 @@ For every PatchNCE layer, :func:`sample_locations` draws ``num_patches`` distinc
 (all of them when the map is smaller, as in the CUT code). The *same* locations are used for every
 image of a group, and for the query (output image) and the key (input image) features, so that the
 positive of query ``n`` is the key at the same location ``n``. :func:`gather_patches` reads a feature
-map at those locations and :class:`PatchMLPHeads` projects each layer's patches with its own
+map at those locations (one set for the batch, or one per image) and :class:`PatchMLPHeads` projects each layer's patches with its own
 ``Linear(C_l, 256) -> ReLU -> Linear(256, 256)`` followed by L2 normalisation (Park et al. 2020, Sec. 3.2).
 
 The heads are built eagerly from the generator's known channel counts (the CUT code builds them lazily
@@ -28,29 +28,32 @@ def sample_locations(
     return perm[: min(num_patches, height * width)].to(device)
 
 
-def gather_patches(feat: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Features of ``feat`` (B, C, H, W) at flat locations ``ids`` (N,) -> (B, N, C).
+def mirror_locations(ids: torch.Tensor, width: int) -> torch.Tensor:
+    """Flat locations ``y * W + x`` -> ``y * W + (W - 1 - x)``: the same pixels of a horizontally flipped map.
 
-    Output ``[b, n, c] = feat[b, c, ids[n] // W, ids[n] % W]``; works for any memory format.
+    Reading ``flip(feat)`` at ``ids`` equals reading ``feat`` at ``mirror_locations(ids, W)``, which is
+    how FastCUT's flip equivariance is applied without materialising (and back-propagating) a flip.
+    """
+    return ids - ids % width + (width - 1 - ids % width)
+
+
+def gather_patches(feat: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Features of ``feat`` (B, C, H, W) at flat locations ``ids`` -> (B, N, C).
+
+    ``ids`` is (N,) (the same locations in every image) or (B, N) (per image). Output
+    ``[b, n, c] = feat[b, c, ids[b, n] // W, ids[b, n] % W]``; works for any memory format. One gather
+    over the whole batch: its backward writes a single zero-initialised gradient of ``feat``'s size
+    (slicing the batch first would write one per slice).
     """
     if feat.dim() != 4:
         raise ValueError(f"feat must be (B, C, H, W), got shape {tuple(feat.shape)}")
-    width = feat.shape[3]
-    return feat[:, :, ids // width, ids % width].transpose(1, 2)
-
-
-def sample_patches(
-    feats: list[torch.Tensor],
-    num_patches: int,
-    ids: list[torch.Tensor] | None = None,
-    generator: torch.Generator | None = None,
-) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Gather every layer at new random locations (``ids=None``) or at the given ones; returns (patches, ids)."""
-    if ids is None:
-        ids = [sample_locations(f.shape[2], f.shape[3], num_patches, f.device, generator) for f in feats]
-    elif len(ids) != len(feats):
-        raise ValueError(f"got {len(ids)} index tensors for {len(feats)} feature maps")
-    return [gather_patches(f, i) for f, i in zip(feats, ids)], ids
+    b, c = feat.shape[:2]
+    if ids.dim() == 1:
+        ids = ids.expand(b, -1)
+    if ids.dim() != 2 or ids.shape[0] != b:
+        raise ValueError(f"ids must be (N,) or (B={b}, N), got shape {tuple(ids.shape)}")
+    index = ids[:, None, :].expand(b, c, ids.shape[1])
+    return feat.flatten(2).gather(2, index).transpose(1, 2)
 
 
 class PatchMLPHeads(nn.Module):
