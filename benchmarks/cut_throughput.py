@@ -214,6 +214,7 @@ def write_results(rows: list[dict], meta: dict, device: str) -> None:
         f"{meta['load_average_start']}, at end: {meta.get('load_average_end')}); CPU seconds are user+sys of "
         "the process over all threads. Speed-up = reference-style / ours, measured in the same run; "
         "vs official = the issue's official wall s/it / ours (comparable only for an unloaded 2-thread run).", "",
+        *([f"Note: {meta['note']}", ""] if meta.get("note") else []),
         "| model | crop | ours wall s/it | ours CPU s/it | ours peak RSS GB | reference-style wall s/it | "
         "reference-style CPU s/it | ref-style RSS GB | speed-up wall | speed-up CPU | issue-4 official s/it, RSS GB | "
         "vs official (wall) | ours, default malloc: wall s/it, CPU s/it, RSS GB |",
@@ -255,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--tag", default="", help="suffix of the result file names")
+    p.add_argument("--note", default="", help="free text for the results file (e.g. how the machine was idled)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.rewrite:
@@ -274,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
         "torch": torch.__version__, "python": platform.python_version(), "threads": args.threads,
         "warmup": args.warmup, "repeats": args.repeats, "repeats_256": args.repeats_256,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "tag": args.tag, "device": args.device,
+        "note": args.note,
         "load_average_start": [round(v, 2) for v in os.getloadavg()],
     }
     rows: list[dict] = []
