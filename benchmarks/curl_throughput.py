@@ -40,6 +40,7 @@ import curl_agents  # noqa: F401  (imports the torch side before dm_control)
 from curl_agents.algorithms import CURL
 from curl_agents.envs import make_env
 from ssl_shared.device import get_device
+from ssl_shared.host_memory import reuse_freed_host_memory
 
 OFFICIAL = {
     "s_per_update": {"128": 1.66, "512": 13.6},
@@ -117,6 +118,7 @@ def provenance(args: argparse.Namespace, wall_s: float) -> dict[str, object]:
         "hardware": {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
                      "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
         "torch_threads": torch.get_num_threads(),
+        "allocator": args.allocator,
         "env": {k: os.environ.get(k, "") for k in ("OMP_NUM_THREADS", "MUJOCO_GL")},
         "load_average_at_end": os.getloadavg(),
         "versions": {"python": platform.python_version(), **{n: version(n) for n in names}},
@@ -128,7 +130,8 @@ def provenance(args: argparse.Namespace, wall_s: float) -> dict[str, object]:
 def write_markdown(path: Path, result: dict) -> None:
     lines = [f"# CURL throughput ({result['device']})", "",
              "Full-size CURL (9x100x100 render, crop 84, feature 50, hidden 1024), cartpole-swingup AR 8.",
-             f"torch threads {result['provenance']['torch_threads']}; load average at the end "
+             f"torch threads {result['provenance']['torch_threads']}; host allocator "
+             f"{result['provenance'].get('allocator', 'default')}; load average at the end "
              f"{result['provenance']['load_average_at_end']} (shared machine: wall > CPU time when other jobs run).",
              "", "| batch | part | wall s (median) | CPU s (median) | official s (2-core wall) |", "|---|---|---|---|---|"]
     for batch, parts in result["updates"].items():
@@ -165,10 +168,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--collect-steps", type=int, default=400, help="agent steps of random collection")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results/curl_throughput_cpu")
+    p.add_argument("--allocator", choices=("reuse", "default"), default="reuse",
+                   help="reuse: ssl_shared.host_memory.reuse_freed_host_memory(), as curl_agents.train does; "
+                   "default: glibc's settings")
     args = p.parse_args(argv)
     args.argv = argv if argv is not None else __import__("sys").argv[1:]
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.allocator == "reuse":
+        reuse_freed_host_memory()
     device = get_device(args.device)
     start = time.time()
     env = make_env("cartpole-swingup", image_size=100, seed=args.seed)
