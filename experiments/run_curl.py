@@ -2,6 +2,7 @@
 
     python experiments/run_curl.py state-sac --seeds 1 2 3      # state SAC, cartpole-swingup, 100K env steps
     python experiments/run_curl.py curl --seed 1                # pixel CURL, cartpole-swingup, 100K, batch 32
+    python experiments/run_curl.py rad --seed 1                 # RAD at the same settings (no auxiliary loss)
     python experiments/run_curl.py summarize                    # (partial) curves -> experiments/results/
 
 Runs go to ``runs/<name>`` (``python -m curl_agents.train`` in a subprocess each, checkpointed every
@@ -41,11 +42,16 @@ STATE_SAC_ARGS = ["--env", "cartpole-swingup", "--algo", "state_sac", "--steps",
 CURL_ARGS = ["--env", "cartpole-swingup", "--algo", "curl", "--aux", "curl", "--steps", str(TARGET_STEPS),
              "--batch-size", "32", "--eval-every", "10000", "--eval-episodes", "10", "--checkpoint-every", "5000",
              "--save-replay"]
+# RAD: the same SAC, views and budget without the auxiliary loss (what the CURL loss adds at this batch).
+RAD_ARGS = [("rad" if a == "curl" and i == 3 else a) for i, a in enumerate(CURL_ARGS) if a != "--aux" and
+            not (i > 0 and CURL_ARGS[i - 1] == "--aux")]
 CURL_GROUPS = {  # group -> (run-name prefix, note)
     "curl_b32": ("curl_b32_s", "current runs (CURL_ARGS)"),
     "curl_cartpole_b32": ("curl_cartpole_b32_s", "first session's run: 5 eval episodes, resumed at 10K without replay"),
+    "rad_b32": ("rad_b32_s", "RAD baseline (RAD_ARGS): CURL's settings without the auxiliary loss"),
 }
 CURL_PAPER = "CURL 100K: 582 +- 146 (CURL Table 1, batch 512)"
+RAD_PAPER = "no published figure at batch 32; compare curl_b32 (same settings plus the CURL loss)"
 
 
 def _train(name: str, args: list[str], seed: int, extra: list[str]) -> int:
@@ -166,6 +172,8 @@ def main() -> None:
     s.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     c = sub.add_parser("curl")
     c.add_argument("--seed", type=int, default=1)
+    r = sub.add_parser("rad", help="the RAD baseline at CURL's settings")
+    r.add_argument("--seed", type=int, default=1)
     sub.add_parser("summarize")
     args, extra = p.parse_known_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -176,6 +184,9 @@ def main() -> None:
     elif args.cmd == "curl":
         _train(f"curl_b32_s{args.seed}", CURL_ARGS, args.seed, extra)
         summarize("curl_b32", "curl_b32_s", 250.0, CURL_PAPER)
+    elif args.cmd == "rad":
+        _train(f"rad_b32_s{args.seed}", RAD_ARGS, args.seed, extra)
+        summarize("rad_b32", "rad_b32_s", 250.0, RAD_PAPER)
     else:
         summarize("state_sac_cartpole", "state_sac_cartpole_s", 750.0, "state SAC 100K: 835 +- 22 (CURL Table 1)")
         for group, (prefix, _) in CURL_GROUPS.items():

@@ -97,3 +97,16 @@ def test_cut_quality_epoch_budget_sets_the_paper_schedule():
     assert factors == pytest.approx([1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])
     with pytest.raises(ValueError, match="epochs"):
         small_budget(0, 4)
+
+
+def test_rad_baseline_runs_curl_settings_without_the_aux_loss():
+    from experiments.run_curl import CURL_ARGS, RAD_ARGS
+
+    def as_dict(args):  # "--flag value" pairs; the one bare flag (--save-replay) dropped
+        pairs = [a for a in args if a != "--save-replay"]
+        return dict(zip(pairs[::2], pairs[1::2]))
+
+    curl, rad = as_dict(CURL_ARGS), as_dict(RAD_ARGS)
+    assert curl.pop("--algo") == "curl" and curl.pop("--aux") == "curl"
+    assert rad.pop("--algo") == "rad" and "--aux" not in rad
+    assert rad == curl and "--save-replay" in RAD_ARGS
