@@ -149,6 +149,9 @@ def write_markdown(path: Path, result: dict) -> None:
               "- The encoder runs its convolutions in `channels_last` (NHWC) with in-place ReLU: the same "
               "function, but oneDNN's NHWC kernels make the convolution backward ~1.6x faster on this CPU "
               "(grad-input of a 32->32 3x3 conv at batch 128: 43 vs 70 ms).",
+              "- The host allocator keeps freed memory (`ssl_shared/host_memory.py`, `--allocator reuse`, as "
+              "`curl_agents.train` runs): batch-512 activations (~110 MB each) are otherwise mapped and "
+              "page-faulted anew every update.",
               "- Critic and CURL losses are NOT fused into one forward/backward: the CURL step must see the "
               "encoder after the critic step (sequential semantics of the paper's code).",
               "- Per-update work is otherwise the paper's: the conv FLOPs dominate and are the same as the "

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from cut_translation.data import IMG_EXTENSIONS, image_to_tensor, list_images, load_rgb
 from cut_translation.models import MODEL_NAMES
+from cut_translation.models.gan_loss import GAN_MODES
 from cut_translation.trainer import NonFiniteLossError, TrainConfig, Trainer, load_checkpoint, to_unit
 from ssl_shared.host_memory import reuse_freed_host_memory
 
@@ -86,7 +87,7 @@ def build_train_parser() -> argparse.ArgumentParser:
     m.add_argument("--n-blocks", type=int)
     m.add_argument("--ndf", type=int)
     m.add_argument("--n-layers-d", type=int)
-    m.add_argument("--gan-mode", choices=("lsgan", "vanilla", "hinge"))
+    m.add_argument("--gan-mode", choices=GAN_MODES)
     m.add_argument("--lambda-gan", type=float)
     m.add_argument("--lr", type=float)
     m.add_argument("--init-type", choices=("normal", "xavier", "kaiming", "orthogonal"))

@@ -39,12 +39,11 @@ STATE_SAC_ARGS = ["--env", "cartpole-swingup", "--algo", "state_sac", "--steps",
 # Pixel CURL: the official train.py batch (32); other settings the paper's (render 100, crop 84, feature 50,
 # hidden 1024, lr 1e-3, action repeat 8); 10 deterministic eval episodes every 10K env steps; the replay is
 # saved with the checkpoints so that a resumed run ends where an uninterrupted one would.
-CURL_ARGS = ["--env", "cartpole-swingup", "--algo", "curl", "--aux", "curl", "--steps", str(TARGET_STEPS),
-             "--batch-size", "32", "--eval-every", "10000", "--eval-episodes", "10", "--checkpoint-every", "5000",
-             "--save-replay"]
+PIXEL_B32_ARGS = ["--env", "cartpole-swingup", "--steps", str(TARGET_STEPS), "--batch-size", "32",
+                  "--eval-every", "10000", "--eval-episodes", "10", "--checkpoint-every", "5000", "--save-replay"]
+CURL_ARGS = ["--algo", "curl", "--aux", "curl", *PIXEL_B32_ARGS]
 # RAD: the same SAC, views and budget without the auxiliary loss (what the CURL loss adds at this batch).
-RAD_ARGS = [("rad" if a == "curl" and i == 3 else a) for i, a in enumerate(CURL_ARGS) if a != "--aux" and
-            not (i > 0 and CURL_ARGS[i - 1] == "--aux")]
+RAD_ARGS = ["--algo", "rad", *PIXEL_B32_ARGS]
 CURL_GROUPS = {  # group -> (run-name prefix, note)
     "curl_b32": ("curl_b32_s", "current runs (CURL_ARGS)"),
     "curl_cartpole_b32": ("curl_cartpole_b32_s", "first session's run: 5 eval episodes, resumed at 10K without replay"),

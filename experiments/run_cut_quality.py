@@ -37,6 +37,7 @@ from torchvision.utils import make_grid, save_image
 from cut_translation.cli import evaluate, translate_image
 from cut_translation.data import PairedTestDataset
 from cut_translation.models import MODEL_NAMES
+from cut_translation.models.gan_loss import GAN_MODES
 from cut_translation.trainer import TrainConfig, Trainer, load_checkpoint, to_unit
 from experiments.provenance import git_commit
 from ssl_shared.host_memory import reuse_freed_host_memory
@@ -55,9 +56,7 @@ def small_budget(epochs: int | None, decay_epochs: int, gan_mode: str | None = N
         budget.update(n_epochs=epochs, n_epochs_decay=decay_epochs)
     if gan_mode is not None:
         budget["gan_mode"] = gan_mode
-    if ngf is not None:
-        if ngf < 1:
-            raise ValueError(f"--ngf must be >= 1, got {ngf}")
+    if ngf is not None:  # GeneratorConfig rejects ngf < 1 before the first step
         budget["generator"]["ngf"] = ngf
     return budget
 
@@ -181,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--iters", type=int, default=1000, help="iterations at constant lr (ignored with --epochs)")
     t.add_argument("--epochs", type=int, default=None, help="epochs at constant lr (then --decay-epochs)")
     t.add_argument("--decay-epochs", type=int, default=0, help="epochs of linear lr decay after --epochs")
-    t.add_argument("--gan-mode", choices=("lsgan", "vanilla", "hinge"), default=None,
+    t.add_argument("--gan-mode", choices=GAN_MODES, default=None,
                    help="GAN loss instead of the preset's (lsgan)")
     t.add_argument("--ngf", type=int, default=None, help=f"generator width instead of {SMALL['generator']['ngf']}")
     t.add_argument("--seed", type=int, default=0)

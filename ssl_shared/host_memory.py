@@ -10,9 +10,9 @@ RSS 3.07 instead of 2.95 GB. With two threads, unloaded, that is 8.25 instead of
 
 :func:`reuse_freed_host_memory` sets, through ``mallopt``, ``M_MMAP_MAX = 0`` (large blocks come from
 the heap too) and ``M_TRIM_THRESHOLD`` to 2 GiB, the largest value it takes (freed memory stays in the
-process). It changes no numbers, only where memory comes from, and the process keeps its peak memory until it exits. It is
-process-wide, so only entry points (training commands, benchmarks) call it, never library code on
-import. On other C libraries it does nothing and returns ``False``. The same effect is available without
+process). It changes no numbers, only where memory comes from, and the process keeps its peak memory
+until it exits. It is process-wide, so only entry points (training commands, benchmarks) call it, never
+library code on import. On other C libraries it does nothing and returns ``False``. The same effect is available without
 code through the environment: ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647``.
 """
 

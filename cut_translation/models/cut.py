@@ -156,7 +156,8 @@ class CUTModel(nn.Module):
             [sample_locations(f.shape[2], f.shape[3], c.num_patches, f.device, self.generator) for f in key_feats]
             for _ in range(groups)
         ]
-        key_ids = [torch.stack([g[layer] for g in drawn]).repeat_interleave(per_group, 0) for layer in range(len(key_feats))]
+        # per layer: (B, N) locations, group g's draw repeated for its images
+        key_ids = [torch.stack(per_layer).repeat_interleave(per_group, 0) for per_layer in zip(*drawn)]
         query_ids = [mirror_locations(i, f.shape[3]) if flipped else i for i, f in zip(key_ids, query_feats)]
         with torch.no_grad():
             keys = self.netF([gather_patches(f, i) for f, i in zip(key_feats, key_ids)])

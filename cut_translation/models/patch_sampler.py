@@ -4,8 +4,9 @@ For every PatchNCE layer, :func:`sample_locations` draws ``num_patches`` distinc
 (all of them when the map is smaller, as in the CUT code). The *same* locations are used for every
 image of a group, and for the query (output image) and the key (input image) features, so that the
 positive of query ``n`` is the key at the same location ``n``. :func:`gather_patches` reads a feature
-map at those locations (one set for the batch, or one per image) and :class:`PatchMLPHeads` projects each layer's patches with its own
-``Linear(C_l, 256) -> ReLU -> Linear(256, 256)`` followed by L2 normalisation (Park et al. 2020, Sec. 3.2).
+map at those locations (one set for the batch, or one per image) and :class:`PatchMLPHeads` projects
+each layer's patches with its own ``Linear(C_l, 256) -> ReLU -> Linear(256, 256)`` followed by L2
+normalisation (Park et al. 2020, Sec. 3.2).
 
 The heads are built eagerly from the generator's known channel counts (the CUT code builds them lazily
 on the first batch, hence its ``data_dependent_initialize``); the maths is the same.
