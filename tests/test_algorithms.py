@@ -247,6 +247,18 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
         assert torch.equal(v, loaded.policy.state_dict()[k]), k
 
 
+def test_save_load_restores_the_second_encoder_optimizer_of_official_double_step(tmp_path):
+    model = make_model(learn=30, aux_kwargs={"official_double_step": True})
+    saved = model.aux_objective.encoder_optimizer.state_dict()["state"]
+    assert saved and all(int(st["step"]) == model._n_updates for st in saved.values())
+    model.save(tmp_path / "m.zip")
+    restored = CURL.load(tmp_path / "m.zip", env=FakePixelEnv()).aux_objective.encoder_optimizer.state_dict()["state"]
+    assert saved.keys() == restored.keys()
+    for pid, st in saved.items():
+        for key, value in st.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(restored[pid][key])), (pid, key)
+
+
 @pytest.mark.parametrize("cls", [PixelSAC, RAD])
 def test_sb3_callbacks_evaluate_policy_and_tensorboard(tmp_path, cls):
     model = make_model(cls, tensorboard_log=str(tmp_path / "tb"))

@@ -210,6 +210,29 @@ def test_curl_logits_are_the_bilinear_form_with_diagonal_labels(latent_dim):
     assert logs["accuracy"] == pytest.approx(hand_accuracy)
 
 
+def test_curl_official_double_step_takes_two_adam_steps_on_the_encoder_only():
+    """Fresh Adam moves each parameter by lr * g_hat / (|g_hat| + eps); two optimizers on the same
+    gradients (the official update_cpc) therefore move the encoder exactly twice as far as one, and
+    the bilinear W (only in the first optimizer) as far."""
+    batch = make_batch()
+    moved = {}
+    for double in (False, True):
+        objective = build("curl", official_double_step=double)
+        before = {name: p.detach().clone() for name, p in objective.encoder.named_parameters()}
+        w_before = objective.critic.W.detach().clone()
+        objective.update(batch)
+        moved[double] = (
+            {name: p.detach() - before[name] for name, p in objective.encoder.named_parameters()},
+            objective.critic.W.detach() - w_before,
+        )
+        assert objective.optimizer_names() == (["optimizer", "encoder_optimizer"] if double else ["optimizer"])
+    (single_enc, single_w), (double_enc, double_w) = moved[False], moved[True]
+    assert max(float(d.abs().max()) for d in single_enc.values()) > 1e-4
+    for name, delta in single_enc.items():
+        torch.testing.assert_close(double_enc[name], 2 * delta, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(double_w, single_w)
+
+
 # ---------------------------------------------------------------- rotation
 
 

@@ -340,7 +340,7 @@ class PixelSAC(OffPolicyAlgorithm):
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer", "alpha_optimizer"]
         if self.aux_objective is not None:
-            state_dicts += ["aux_objective", "aux_objective.optimizer"]
+            state_dicts += ["aux_objective", *(f"aux_objective.{name}" for name in self.aux_objective.optimizer_names())]
         return state_dicts, ["log_alpha"]
 
 

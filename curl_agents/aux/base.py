@@ -3,7 +3,8 @@
 An algorithm builds one :class:`AuxBatch` per gradient step (the same augmented views for every
 objective, so comparisons isolate the objective) and calls :meth:`AuxObjective.update` once. The
 objective owns its heads and exactly one optimizer, which covers those heads plus the online
-encoder's parameters; the target encoder is read, never stepped.
+encoder's parameters; the target encoder is read, never stepped. (The one documented exception is
+CURL's ``official_double_step``, which copies the official code's second encoder optimizer.)
 """
 
 from __future__ import annotations
@@ -189,6 +190,10 @@ class AuxObjective(nn.Module):
 
     def _after_step(self) -> None:
         """Hook run after the optimizer step (MoCo enqueues its keys here)."""
+
+    def optimizer_names(self) -> list[str]:
+        """Attribute names of the objective's optimizers, saved and restored with the algorithm."""
+        return ["optimizer"]
 
     def after_target_update(self) -> None:
         """Hook called by the algorithm right after its EMA step of the target encoder."""

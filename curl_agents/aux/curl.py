@@ -28,6 +28,13 @@ class CurlObjective(AuxObjective):
     follows by EMA with ``head_tau`` (default 0.05, the encoder tau) in :meth:`after_target_update`,
     and ``W`` is ``k x k``.
 
+    ``official_double_step=True`` reproduces how the official code applies this loss (``update_cpc``):
+    two Adam optimizers, ``encoder_optimizer`` (the encoder) and ``cpc_optimizer`` (W and, through the
+    CURL module, the same encoder), both step on the one backward pass, so the encoder takes two Adam
+    steps per CURL loss, each with its own moment estimates (about twice the step size). Off by
+    default: the published description is one optimizer step per loss. The second optimizer is saved
+    and restored with the algorithm.
+
     Logs: ``loss`` and ``accuracy`` (top-1: the positive key scores highest).
     """
 
@@ -44,6 +51,7 @@ class CurlObjective(AuxObjective):
         latent_dim: int | None = None,
         head_tau: float = 0.05,
         w_init: str = "uniform",
+        official_double_step: bool = False,
     ) -> None:
         super().__init__(encoder, target_encoder, action_dim, lr=lr, weight=weight)
         if latent_dim is not None and latent_dim < 1:
@@ -55,6 +63,12 @@ class CurlObjective(AuxObjective):
         self.target_projector = self._frozen_copy(self.projector)
         self.critic = BilinearCritic(latent_dim or self.feature_dim, init=w_init)
         self._finish_init()
+        self.official_double_step = bool(official_double_step)
+        self.encoder_optimizer: torch.optim.Optimizer | None = None
+        if self.official_double_step:  # the official code's encoder_optimizer: encoder only, lr and betas alike
+            self.encoder_optimizer = torch.optim.Adam(
+                self.encoder.parameters(), lr=self.lr, betas=(0.9, 0.999), fused=True
+            )
 
     def logits(self, batch: AuxBatch) -> torch.Tensor:
         """The ``(B, B)`` row-max-shifted logits; the diagonal holds the positive pairs."""
@@ -69,6 +83,13 @@ class CurlObjective(AuxObjective):
         labels = torch.arange(logits.shape[0], device=logits.device)
         loss = F.cross_entropy(logits, labels)
         return loss, {"loss": loss.item(), "accuracy": top1_accuracy(logits.detach(), labels)}
+
+    def _after_step(self) -> None:
+        if self.encoder_optimizer is not None:
+            self.encoder_optimizer.step()  # the same gradients, a second Adam state (official update_cpc)
+
+    def optimizer_names(self) -> list[str]:
+        return ["optimizer", "encoder_optimizer"] if self.encoder_optimizer is not None else ["optimizer"]
 
     def after_target_update(self) -> None:
         self._ema(self.projector, self.target_projector, self.head_tau)
