@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.aggregate import bootstrap_mean_ci
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
 RUNS = ROOT / "runs"
@@ -64,6 +66,10 @@ def _train(name: str, args: list[str], seed: int, extra: list[str]) -> int:
         return 0
     (RUNS / name).mkdir(parents=True, exist_ok=True)
     (out / "command.txt").write_text(" ".join(cmd) + "\n")
+    launches = json.loads((out / "launches.json").read_text()) if (out / "launches.json").exists() else []
+    launches.append({"git_commit": _git_commit(), "resume": "--resume" in cmd,
+                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", ""), "command": " ".join(cmd)})
+    (out / "launches.json").write_text(json.dumps(launches, indent=2))
     print("running:", " ".join(cmd), flush=True)
     return subprocess.call(cmd, cwd=ROOT)
 
@@ -123,6 +129,8 @@ def summarize(group: str, prefix: str, target: float, paper: str) -> dict:
             "wall_time_s": last["wall_time_s"],
             "command": (run / "command.txt").read_text().strip() if (run / "command.txt").exists() else "",
             "config": json.loads((run / "config.json").read_text()),
+            # the commit each (re)start ran on; absent for runs launched before this was recorded
+            "launches": json.loads((run / "launches.json").read_text()) if (run / "launches.json").exists() else None,
         }
         if (run / "learning_curve.png").exists():
             shutil.copyfile(run / "learning_curve.png", RESULTS / f"{run.name}_learning_curve.png")
@@ -139,15 +147,18 @@ def summarize(group: str, prefix: str, target: float, paper: str) -> dict:
                        "sharing the CPU with other jobs (wall times are not compute times)",
                        "versions": _versions(), "env": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}},
     }
-    (RESULTS / f"{group}_summary.json").write_text(json.dumps(result, indent=2))
     lines = [f"# {group}", "", f"Target: {target}. Paper: {paper}.", "",
              "| run | finished | last eval env step | last mean return (eval episodes) | wall s |", "|---|---|---|---|---|"]
     for name, r in per_run.items():
         lines.append(f"| {name} | {r['finished']} | {r['last_env_step']} | {r['last_mean_return']:.1f} | "
                      f"{r['wall_time_s']:.0f} |")
     if finals:
-        lines += ["", f"Mean final return over {len(finals)} finished run(s): {np.mean(finals):.1f} +- "
-                  f"{np.std(finals):.1f} (population std)."]
+        mean, low, high = bootstrap_mean_ci(np.asarray(finals))
+        result["final_return_ci95"] = [low, high]
+        result["runs_reaching_target"] = sum(f >= target for f in finals)
+        lines += ["", f"Mean final return over {len(finals)} finished run(s): {mean:.1f} +- {np.std(finals):.1f} "
+                  f"(population std); 95% bootstrap CI of the mean over seeds [{low:.1f}, {high:.1f}]; "
+                  f"{result['runs_reaching_target']} of {len(finals)} run(s) at or above the target {target:g}."]
     if any(not r["finished"] for r in per_run.values()):
         lines += ["", "Unfinished runs were still training (or were stopped) when this summary was written; their "
                   "last row is a partial result, not a final one. Resume: rerun the same `run_curl.py` command."]
@@ -160,6 +171,7 @@ def summarize(group: str, prefix: str, target: float, paper: str) -> dict:
         _plot_group(group, runs)
     lines += ["", f"Commands: see `{group}_summary.json` (`runs.*.command`); git commit {_git_commit()}.",
               "Hardware: 2-core shared CPU, no GPU."]
+    (RESULTS / f"{group}_summary.json").write_text(json.dumps(result, indent=2))
     (RESULTS / f"{group}_summary.md").write_text("\n".join(lines) + "\n")
     return result
 

@@ -110,3 +110,30 @@ def test_rad_baseline_runs_curl_settings_without_the_aux_loss():
     assert curl.pop("--algo") == "curl" and curl.pop("--aux") == "curl"
     assert rad.pop("--algo") == "rad" and "--aux" not in rad
     assert rad == curl and "--save-replay" in RAD_ARGS
+
+
+def test_run_curl_summary_counts_runs_at_target_and_bootstraps_the_mean(tmp_path, monkeypatch):
+    import experiments.run_curl as run_curl
+
+    monkeypatch.setattr(run_curl, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(run_curl, "RESULTS", tmp_path / "results")
+    (tmp_path / "results").mkdir()
+    config = {"algo": "curl", "aux": "curl", "batch_size": 32, "hidden_dim": 8, "image_size": 84, "render_size": 0,
+              "lr": 0.0, "action_repeat": 0, "init_steps": 1000, "eval_every": 10000, "eval_episodes": 10}
+    finals = {1: 240.0, 2: 260.0, 3: 300.0}
+    for seed, final in finals.items():
+        run = tmp_path / "runs" / f"g_s{seed}"
+        run.mkdir(parents=True)
+        run.joinpath("eval.csv").write_text("env_step,agent_step,mean_return,std_return,min_return,max_return,"
+                                            f"episodes,wall_time_s\n0,0,10,0,10,10,10,1\n100000,12500,{final},0,0,0,10,9\n")
+        run.joinpath("config.json").write_text(json.dumps(config))
+        run.joinpath("launches.json").write_text(json.dumps([{"git_commit": f"c{seed}"}]))
+        if seed != 3:  # seed 3 unfinished: its last row is partial and must not count
+            run.joinpath("summary.json").write_text("{}")
+    result = run_curl.summarize("g", "g_s", 250.0, "paper")
+    assert result["finished_runs"] == 2 and result["mean_final_return"] == pytest.approx(250.0)
+    assert result["runs_reaching_target"] == 1  # 260 >= 250, 240 is not; 300 is unfinished
+    low, high = result["final_return_ci95"]
+    assert low == pytest.approx(240.0) and high == pytest.approx(260.0)  # bootstrap means of {240, 260} span it
+    assert result["runs"]["g_s2"]["launches"] == [{"git_commit": "c2"}]
+    assert "1 of 2 run(s) at or above the target 250" in (tmp_path / "results" / "g_summary.md").read_text()
