@@ -98,16 +98,16 @@ def _read_eval(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def _plot_group(group: str, runs: list[Path]) -> None:
+def _plot_group(group: str, curves: dict[str, Path]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
-    for run in runs:
-        rows = _read_eval(run / "eval.csv")
-        ax.plot([r["env_step"] for r in rows], [r["mean_return"] for r in rows], marker="o", label=run.name)
+    for name, path in curves.items():
+        rows = _read_eval(path)
+        ax.plot([r["env_step"] for r in rows], [r["mean_return"] for r in rows], marker="o", label=name)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("evaluation return")
     ax.set_title(group)
@@ -118,26 +118,53 @@ def _plot_group(group: str, runs: list[Path]) -> None:
     plt.close(fig)
 
 
+def _provenance() -> dict:
+    return {"git_commit": _git_commit(), "hardware": "2-core shared CPU (AMD EPYC), no GPU; runs niced, sharing the "
+            "CPU with other jobs (wall times are not compute times)", "versions": _versions(),
+            "env": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}}
+
+
+def _run_entry(run: Path) -> dict:
+    """One run's row of the summary, read from its directory under ``runs/``."""
+    rows = _read_eval(run / "eval.csv")
+    shutil.copyfile(run / "eval.csv", RESULTS / f"{run.name}_eval.csv")
+    if (run / "learning_curve.png").exists():
+        shutil.copyfile(run / "learning_curve.png", RESULTS / f"{run.name}_learning_curve.png")
+    last = rows[-1]
+    return {
+        "finished": (run / "summary.json").exists(),
+        "last_env_step": int(last["env_step"]),
+        "last_mean_return": last["mean_return"],
+        "wall_time_s": last["wall_time_s"],
+        "command": (run / "command.txt").read_text().strip() if (run / "command.txt").exists() else "",
+        "config": json.loads((run / "config.json").read_text()),
+        # the commit each (re)start ran on; absent for runs launched before this was recorded
+        "launches": json.loads((run / "launches.json").read_text()) if (run / "launches.json").exists() else None,
+        # who wrote this row, from what (kept with the row when a later summary carries it over)
+        "summarized_with": _provenance(),
+    }
+
+
 def summarize(group: str, prefix: str, target: float, paper: str) -> dict:
-    runs = sorted(p for p in RUNS.glob(f"{prefix}*") if (p / "eval.csv").exists())
-    per_run = {}
-    for run in runs:
-        rows = _read_eval(run / "eval.csv")
-        shutil.copyfile(run / "eval.csv", RESULTS / f"{run.name}_eval.csv")
-        last = rows[-1]
-        summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else None
-        per_run[run.name] = {
-            "finished": summary is not None,
-            "last_env_step": int(last["env_step"]),
-            "last_mean_return": last["mean_return"],
-            "wall_time_s": last["wall_time_s"],
-            "command": (run / "command.txt").read_text().strip() if (run / "command.txt").exists() else "",
-            "config": json.loads((run / "config.json").read_text()),
-            # the commit each (re)start ran on; absent for runs launched before this was recorded
-            "launches": json.loads((run / "launches.json").read_text()) if (run / "launches.json").exists() else None,
-        }
-        if (run / "learning_curve.png").exists():
-            shutil.copyfile(run / "learning_curve.png", RESULTS / f"{run.name}_learning_curve.png")
+    """Write ``<group>_summary.json``/``.md`` and the curves plot from the runs under ``runs/<prefix>*``.
+
+    Runs already in the committed summary whose directory is not on this machine (an earlier machine's
+    runs) are carried over unchanged, with their own provenance, so a new seed adds to the table instead
+    of replacing it; a run present in ``runs/`` replaces its old row.
+    """
+    summary_path = RESULTS / f"{group}_summary.json"
+    previous = json.loads(summary_path.read_text()) if summary_path.exists() else {"runs": {}}
+    old_provenance = previous.get("provenance")
+    per_run: dict[str, dict] = {}
+    for name, entry in previous["runs"].items():
+        if (RUNS / name / "eval.csv").exists() or not (RESULTS / f"{name}_eval.csv").exists():
+            continue
+        if "summarized_with" not in entry and old_provenance is not None:  # rows written before rows kept their own
+            entry = {**entry, "summarized_with": old_provenance}
+        per_run[name] = {**entry, "carried_over": True}
+    for run in sorted(p for p in RUNS.glob(f"{prefix}*") if (p / "eval.csv").exists()):
+        per_run[run.name] = _run_entry(run)
+    per_run = dict(sorted(per_run.items()))
     finals = [r["last_mean_return"] for r in per_run.values() if r["finished"]]
     result = {
         "group": group,
@@ -147,15 +174,15 @@ def summarize(group: str, prefix: str, target: float, paper: str) -> dict:
         "finished_runs": len(finals),
         "mean_final_return": float(np.mean(finals)) if finals else None,
         "std_final_return": float(np.std(finals)) if finals else None,
-        "provenance": {"git_commit": _git_commit(), "hardware": "2-core shared CPU (AMD EPYC), no GPU; runs niced, "
-                       "sharing the CPU with other jobs (wall times are not compute times)",
-                       "versions": _versions(), "env": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}},
+        "provenance": _provenance(),
     }
     lines = [f"# {group}", "", f"Target: {target}. Paper: {paper}.", "",
-             "| run | finished | last eval env step | last mean return (eval episodes) | wall s |", "|---|---|---|---|---|"]
+             "| run | finished | last eval env step | last mean return (eval episodes) | wall s | launched at commit |",
+             "|---|---|---|---|---|---|"]
     for name, r in per_run.items():
+        commits = sorted({launch["git_commit"][:7] for launch in r.get("launches") or []}) or ["not recorded"]
         lines.append(f"| {name} | {r['finished']} | {r['last_env_step']} | {r['last_mean_return']:.1f} | "
-                     f"{r['wall_time_s']:.0f} |")
+                     f"{r['wall_time_s']:.0f} | {', '.join(commits)} |")
     if finals:
         mean, low, high = bootstrap_mean_ci(np.asarray(finals))
         result["final_return_ci95"] = [low, high]
@@ -166,16 +193,19 @@ def summarize(group: str, prefix: str, target: float, paper: str) -> dict:
     if any(not r["finished"] for r in per_run.values()):
         lines += ["", "Unfinished runs were still training (or were stopped) when this summary was written; their "
                   "last row is a partial result, not a final one. Resume: rerun the same `run_curl.py` command."]
+    if any(r.get("carried_over") for r in per_run.values()):
+        lines += ["", "Rows marked `carried_over` in the JSON come from an earlier summary (their run directories "
+                  "are on another machine); each keeps the provenance it was summarized with (`summarized_with`)."]
     if per_run:
         c = next(iter(per_run.values()))["config"]
-        lines += ["", f"Settings: algo {c['algo']}, aux {c['aux']}, batch {c['batch_size']}, hidden {c['hidden_dim']}, "
+        lines += ["", f"Settings: algo {c['algo']}, aux {c['aux']} {c.get('aux_kwargs') or ''}, batch {c['batch_size']}, hidden {c['hidden_dim']}, "
                   f"image {c['image_size']} (render {c['render_size'] or 'default'}), lr {c['lr'] or 'preset'}, "
                   f"action repeat {c['action_repeat'] or 'preset'}, init steps {c['init_steps']} (agent), "
                   f"eval every {c['eval_every']} env steps x {c['eval_episodes']} episodes (deterministic)."]
-        _plot_group(group, runs)
-    lines += ["", f"Commands: see `{group}_summary.json` (`runs.*.command`); git commit {_git_commit()}.",
-              "Hardware: 2-core shared CPU, no GPU."]
-    (RESULTS / f"{group}_summary.json").write_text(json.dumps(result, indent=2))
+        _plot_group(group, {name: RESULTS / f"{name}_eval.csv" for name in per_run})
+    lines += ["", f"Commands: see `{group}_summary.json` (`runs.*.command`); summary written at git commit "
+              f"{_git_commit()}.", "Hardware: 2-core shared CPU, no GPU."]
+    summary_path.write_text(json.dumps(result, indent=2))
     (RESULTS / f"{group}_summary.md").write_text("\n".join(lines) + "\n")
     return result
 

@@ -137,3 +137,36 @@ def test_run_curl_summary_counts_runs_at_target_and_bootstraps_the_mean(tmp_path
     assert low == pytest.approx(240.0) and high == pytest.approx(260.0)  # bootstrap means of {240, 260} span it
     assert result["runs"]["g_s2"]["launches"] == [{"git_commit": "c2"}]
     assert "1 of 2 run(s) at or above the target 250" in (tmp_path / "results" / "g_summary.md").read_text()
+
+
+def test_run_curl_summary_carries_over_committed_runs_whose_directory_is_gone(tmp_path, monkeypatch):
+    """A new seed on a new machine adds a row: the committed seeds stay, with the provenance they had."""
+    import experiments.run_curl as run_curl
+
+    monkeypatch.setattr(run_curl, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(run_curl, "RESULTS", tmp_path / "results")
+    results = tmp_path / "results"
+    results.mkdir()
+    config = {"algo": "curl", "aux": "curl", "batch_size": 32, "hidden_dim": 8, "image_size": 84, "render_size": 0,
+              "lr": 0.0, "action_repeat": 0, "init_steps": 1000, "eval_every": 10000, "eval_episodes": 10}
+    header = "env_step,agent_step,mean_return,std_return,min_return,max_return,episodes,wall_time_s\n"
+    old_row = {"finished": True, "last_env_step": 100000, "last_mean_return": 200.0, "wall_time_s": 5.0,
+               "command": "old", "config": config, "launches": None}
+    old = {"runs": {"g_s1": old_row, "g_s2": {**old_row, "last_mean_return": 1.0}},
+           "provenance": {"git_commit": "old-commit"}}
+    (results / "g_summary.json").write_text(json.dumps(old))
+    (results / "g_s1_eval.csv").write_text(header + "100000,12500,200,0,0,0,10,5\n")
+    (results / "g_s2_eval.csv").write_text(header + "100000,12500,1,0,0,0,10,5\n")
+    for seed, final in [(2, 300.0), (3, 400.0)]:  # seed 2 rerun here: its new row replaces the old one
+        run = tmp_path / "runs" / f"g_s{seed}"
+        run.mkdir(parents=True)
+        run.joinpath("eval.csv").write_text(header + f"100000,12500,{final},0,0,0,10,9\n")
+        run.joinpath("config.json").write_text(json.dumps(config))
+        run.joinpath("summary.json").write_text("{}")
+    result = run_curl.summarize("g", "g_s", 250.0, "paper")
+    assert list(result["runs"]) == ["g_s1", "g_s2", "g_s3"]
+    assert result["runs"]["g_s1"]["carried_over"] and result["runs"]["g_s1"]["summarized_with"]["git_commit"] == "old-commit"
+    assert "carried_over" not in result["runs"]["g_s2"] and result["runs"]["g_s2"]["last_mean_return"] == 300.0
+    assert result["mean_final_return"] == pytest.approx((200.0 + 300.0 + 400.0) / 3)
+    assert result["runs_reaching_target"] == 2
+    assert (results / "g_curves.png").exists()
