@@ -198,7 +198,7 @@ def summarize(group: str, prefix: str, target: float, paper: str) -> dict:
                   "are on another machine); each keeps the provenance it was summarized with (`summarized_with`)."]
     if per_run:
         c = next(iter(per_run.values()))["config"]
-        lines += ["", f"Settings: algo {c['algo']}, aux {c['aux']} {c.get('aux_kwargs') or ''}, batch {c['batch_size']}, hidden {c['hidden_dim']}, "
+        lines += ["", f"Settings: algo {c['algo']}, aux {c['aux']}{' ' + json.dumps(c['aux_kwargs']) if c.get('aux_kwargs') else ''}, batch {c['batch_size']}, hidden {c['hidden_dim']}, "
                   f"image {c['image_size']} (render {c['render_size'] or 'default'}), lr {c['lr'] or 'preset'}, "
                   f"action repeat {c['action_repeat'] or 'preset'}, init steps {c['init_steps']} (agent), "
                   f"eval every {c['eval_every']} env steps x {c['eval_episodes']} episodes (deterministic)."]
