@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.aggregate import bootstrap_mean_ci
+from experiments.provenance import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
@@ -73,19 +74,11 @@ def _train(name: str, args: list[str], seed: int, extra: list[str]) -> int:
     (RUNS / name).mkdir(parents=True, exist_ok=True)
     (out / "command.txt").write_text(" ".join(cmd) + "\n")
     launches = json.loads((out / "launches.json").read_text()) if (out / "launches.json").exists() else []
-    launches.append({"git_commit": _git_commit(), "resume": "--resume" in cmd,
+    launches.append({"git_commit": git_commit(), "resume": "--resume" in cmd,
                      "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", ""), "command": " ".join(cmd)})
     (out / "launches.json").write_text(json.dumps(launches, indent=2))
     print("running:", " ".join(cmd), flush=True)
     return subprocess.call(cmd, cwd=ROOT)
-
-
-def _git_commit() -> str:
-    try:
-        return subprocess.check_output(["git", "-C", str(ROOT), "rev-parse", "HEAD"], text=True,
-                                       stderr=subprocess.DEVNULL).strip()
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        return "uncommitted"
 
 
 def _versions() -> dict[str, str]:
@@ -121,12 +114,17 @@ def _plot_group(group: str, curves: dict[str, Path]) -> None:
 
 
 def _provenance() -> dict:
-    return {"git_commit": _git_commit(), "hardware": "2-core shared CPU (AMD EPYC), no GPU; runs niced, sharing the "
+    return {"git_commit": git_commit(), "hardware": "2-core shared CPU (AMD EPYC), no GPU; runs niced, sharing the "
             "CPU with other jobs (wall times are not compute times)", "versions": _versions(),
             "env": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}}
 
 
-def _run_entry(run: Path) -> dict:
+def _short_commit(commit: str) -> str:
+    head, _, rest = commit.partition(" ")  # keeps a "+ uncommitted changes" mark
+    return f"{head[:7]} {rest}".strip()
+
+
+def _run_entry(run: Path, provenance: dict) -> dict:
     """One run's row of the summary, read from its directory under ``runs/``."""
     rows = _read_eval(run / "eval.csv")
     shutil.copyfile(run / "eval.csv", RESULTS / f"{run.name}_eval.csv")
@@ -143,7 +141,7 @@ def _run_entry(run: Path) -> dict:
         # the commit each (re)start ran on; absent for runs launched before this was recorded
         "launches": json.loads((run / "launches.json").read_text()) if (run / "launches.json").exists() else None,
         # who wrote this row, from what (kept with the row when a later summary carries it over)
-        "summarized_with": _provenance(),
+        "summarized_with": provenance,
     }
 
 
@@ -154,6 +152,7 @@ def summarize(group: str, prefix: str, target: float, paper: str) -> dict:
     runs) are carried over unchanged, with their own provenance, so a new seed adds to the table instead
     of replacing it; a run present in ``runs/`` replaces its old row.
     """
+    provenance = _provenance()
     summary_path = RESULTS / f"{group}_summary.json"
     previous = json.loads(summary_path.read_text()) if summary_path.exists() else {"runs": {}}
     old_provenance = previous.get("provenance")
@@ -165,7 +164,7 @@ def summarize(group: str, prefix: str, target: float, paper: str) -> dict:
             entry = {**entry, "summarized_with": old_provenance}
         per_run[name] = {**entry, "carried_over": True}
     for run in sorted(p for p in RUNS.glob(f"{prefix}*") if (p / "eval.csv").exists()):
-        per_run[run.name] = _run_entry(run)
+        per_run[run.name] = _run_entry(run, provenance)
     per_run = dict(sorted(per_run.items()))
     finals = [r["last_mean_return"] for r in per_run.values() if r["finished"]]
     result = {
@@ -176,13 +175,13 @@ def summarize(group: str, prefix: str, target: float, paper: str) -> dict:
         "finished_runs": len(finals),
         "mean_final_return": float(np.mean(finals)) if finals else None,
         "std_final_return": float(np.std(finals)) if finals else None,
-        "provenance": _provenance(),
+        "provenance": provenance,
     }
     lines = [f"# {group}", "", f"Target: {target}. Paper: {paper}.", "",
              "| run | finished | last eval env step | last mean return (eval episodes) | wall s | launched at commit |",
              "|---|---|---|---|---|---|"]
     for name, r in per_run.items():
-        commits = sorted({launch["git_commit"][:7] for launch in r.get("launches") or []}) or ["not recorded"]
+        commits = sorted({_short_commit(launch["git_commit"]) for launch in r.get("launches") or []}) or ["not recorded"]
         lines.append(f"| {name} | {r['finished']} | {r['last_env_step']} | {r['last_mean_return']:.1f} | "
                      f"{r['wall_time_s']:.0f} | {', '.join(commits)} |")
     if finals:
@@ -200,13 +199,14 @@ def summarize(group: str, prefix: str, target: float, paper: str) -> dict:
                   "are on another machine); each keeps the provenance it was summarized with (`summarized_with`)."]
     if per_run:
         c = next(iter(per_run.values()))["config"]
-        lines += ["", f"Settings: algo {c['algo']}, aux {c['aux']}{' ' + json.dumps(c['aux_kwargs']) if c.get('aux_kwargs') else ''}, batch {c['batch_size']}, hidden {c['hidden_dim']}, "
+        aux = f"{c['aux']} {json.dumps(c['aux_kwargs'])}" if c.get("aux_kwargs") else c["aux"]
+        lines += ["", f"Settings: algo {c['algo']}, aux {aux}, batch {c['batch_size']}, hidden {c['hidden_dim']}, "
                   f"image {c['image_size']} (render {c['render_size'] or 'default'}), lr {c['lr'] or 'preset'}, "
                   f"action repeat {c['action_repeat'] or 'preset'}, init steps {c['init_steps']} (agent), "
                   f"eval every {c['eval_every']} env steps x {c['eval_episodes']} episodes (deterministic)."]
         _plot_group(group, {name: RESULTS / f"{name}_eval.csv" for name in per_run})
     lines += ["", f"Commands: see `{group}_summary.json` (`runs.*.command`); summary written at git commit "
-              f"{_git_commit()}.", "Hardware: 2-core shared CPU, no GPU."]
+              f"{provenance['git_commit']}.", "Hardware: 2-core shared CPU, no GPU."]
     summary_path.write_text(json.dumps(result, indent=2))
     (RESULTS / f"{group}_summary.md").write_text("\n".join(lines) + "\n")
     return result
@@ -230,12 +230,11 @@ def main() -> None:
         for seed in args.seeds:
             _train(f"state_sac_cartpole_s{seed}", STATE_SAC_ARGS, seed, extra)
             summarize("state_sac_cartpole", "state_sac_cartpole_s", 750.0, "state SAC 100K: 835 +- 22 (CURL Table 1)")
-    elif args.cmd == "curl" and args.official_double_step:
-        _train(f"curl_b32_double_s{args.seed}", CURL_DOUBLE_ARGS, args.seed, extra)
-        summarize("curl_b32_double", "curl_b32_double_s", 250.0, CURL_PAPER)
     elif args.cmd == "curl":
-        _train(f"curl_b32_s{args.seed}", CURL_ARGS, args.seed, extra)
-        summarize("curl_b32", "curl_b32_s", 250.0, CURL_PAPER)
+        group, curl_args = ("curl_b32_double", CURL_DOUBLE_ARGS) if args.official_double_step else ("curl_b32", CURL_ARGS)
+        prefix = CURL_GROUPS[group][0]
+        _train(f"{prefix}{args.seed}", curl_args, args.seed, extra)
+        summarize(group, prefix, 250.0, CURL_PAPER)
     elif args.cmd == "rad":
         _train(f"rad_b32_s{args.seed}", RAD_ARGS, args.seed, extra)
         summarize("rad_b32", "rad_b32_s", 250.0, RAD_PAPER)
