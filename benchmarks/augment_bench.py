@@ -21,7 +21,6 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from experiments.provenance import git_commit
 from ssl_shared.augment import color_jitter, crop_at, random_crop, random_shift
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -102,24 +102,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def git_commit() -> str:
-    """HEAD of the repository, with '+uncommitted' when the augment code differs from it."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "ssl_shared/augment", "benchmarks/augment_bench.py"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}+uncommitted" if dirty else head
 
 
 def bench_device(device: torch.device, batch_sizes: list[int], repeats: int, jitter_repeats: int, warmup: int) -> list[dict]:
@@ -213,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
             "command": shlex.join(
                 [f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}", sys.executable, *sys.argv]
             ),
-            "commit": git_commit(),
+            "commit": git_commit(paths=("ssl_shared/augment", "benchmarks/augment_bench.py")),
             "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
             "wall_s": time.time() - start,
             "cpu_model": cpu_model(),

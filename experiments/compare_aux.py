@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.aggregate import bootstrap_mean_ci, read_eval_csv, score_at_budget
+from experiments.provenance import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -163,15 +164,7 @@ def plot(curves, auxes: list[str], path: Path, title: str, note: str) -> None:
 def provenance(argv: list[str], wall: dict[tuple[str, int], float], label: str) -> list[str]:
     import torch
 
-    try:
-        commit = subprocess.check_output(["git", "-C", str(ROOT), "rev-parse", "HEAD"], text=True,
-                                         stderr=subprocess.DEVNULL).strip()
-        dirty = subprocess.check_output(["git", "-C", str(ROOT), "status", "--porcelain", "--", "curl_agents",
-                                         "ssl_shared", "experiments"], text=True, stderr=subprocess.DEVNULL).strip()
-        if dirty:
-            commit += " plus uncommitted changes in curl_agents/ssl_shared/experiments"
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        commit = "uncommitted"
+    commit = git_commit(paths=("curl_agents", "ssl_shared", "experiments/*.py"))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     lines = [
         f"- {label}",

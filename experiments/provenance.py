@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def git_commit(repo: Path = REPO) -> str:
-    """HEAD, marked when the working tree has uncommitted changes ("uncommitted" outside git)."""
+def git_commit(repo: Path = REPO, paths: Sequence[str] = ()) -> str:
+    """HEAD, marked ``" + uncommitted changes"`` when the working tree differs from it.
+
+    ``paths`` (git pathspecs, e.g. ``("curl_agents", "experiments/*.py")``) limits that check to the
+    code the numbers depend on, so that result files a job writes itself do not mark it; empty means
+    the whole tree. ``"uncommitted"`` outside git.
+    """
     try:
         head = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True, check=True
+            ["git", "-C", str(repo), "status", "--porcelain", "--", *paths],
+            capture_output=True, text=True, check=True,
         ).stdout.strip()
     except (subprocess.CalledProcessError, FileNotFoundError):
         return "uncommitted"

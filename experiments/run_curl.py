@@ -31,6 +31,9 @@ from experiments.aggregate import bootstrap_mean_ci
 from experiments.provenance import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
+# what the runs' numbers depend on: a change elsewhere (e.g. the result files these runs write) does
+# not mark their commit as having uncommitted changes
+CODE_PATHS = ("curl_agents", "ssl_shared", "experiments/*.py", "pyproject.toml")
 RESULTS = ROOT / "experiments" / "results"
 RUNS = ROOT / "runs"
 TARGET_STEPS = 100_000
@@ -74,7 +77,7 @@ def _train(name: str, args: list[str], seed: int, extra: list[str]) -> int:
     (RUNS / name).mkdir(parents=True, exist_ok=True)
     (out / "command.txt").write_text(" ".join(cmd) + "\n")
     launches = json.loads((out / "launches.json").read_text()) if (out / "launches.json").exists() else []
-    launches.append({"git_commit": git_commit(), "resume": "--resume" in cmd,
+    launches.append({"git_commit": git_commit(paths=CODE_PATHS), "resume": "--resume" in cmd,
                      "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", ""), "command": " ".join(cmd)})
     (out / "launches.json").write_text(json.dumps(launches, indent=2))
     print("running:", " ".join(cmd), flush=True)
@@ -114,7 +117,7 @@ def _plot_group(group: str, curves: dict[str, Path]) -> None:
 
 
 def _provenance() -> dict:
-    return {"git_commit": git_commit(), "hardware": "2-core shared CPU (AMD EPYC), no GPU; runs niced, sharing the "
+    return {"git_commit": git_commit(paths=CODE_PATHS), "hardware": "2-core shared CPU (AMD EPYC), no GPU; runs niced, sharing the "
             "CPU with other jobs (wall times are not compute times)", "versions": _versions(),
             "env": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}}
 

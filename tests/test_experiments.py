@@ -170,3 +170,27 @@ def test_run_curl_summary_carries_over_committed_runs_whose_directory_is_gone(tm
     assert result["mean_final_return"] == pytest.approx((200.0 + 300.0 + 400.0) / 3)
     assert result["runs_reaching_target"] == 2
     assert (results / "g_curves.png").exists()
+
+
+def test_git_commit_marks_only_changes_under_the_given_paths(tmp_path):
+    """A result file a job writes does not mark its commit; a code change does."""
+    import subprocess
+
+    from experiments.provenance import git_commit
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(tmp_path), *args], capture_output=True, text=True, check=True).stdout
+
+    git("init", "-q")
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "a.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    head = git("rev-parse", "HEAD").strip()
+    assert git_commit(tmp_path) == head
+    (tmp_path / "results.csv").write_text("1\n")
+    assert git_commit(tmp_path) == f"{head} + uncommitted changes"
+    assert git_commit(tmp_path, paths=("code",)) == head
+    (tmp_path / "code" / "a.py").write_text("x = 2\n")
+    assert git_commit(tmp_path, paths=("code",)) == f"{head} + uncommitted changes"
+    assert git_commit(tmp_path / "missing") == "uncommitted"
