@@ -30,8 +30,10 @@ RandomState in place (``RandomState.seed(s)``) and the action space, so it repro
 new env built with ``seed=s`` does on its first reset.
 
 Rendering is headless through MuJoCo: set ``MUJOCO_GL=egl`` (or ``osmesa``, which needs the Debian
-package ``libosmesa6``) before Python starts. Without a working backend ``make_env`` raises a
-``RuntimeError`` saying so (it renders one frame at construction).
+package ``libosmesa6``) before Python starts. When ``MUJOCO_GL`` is unset and there is no display
+(``DISPLAY``/``WAYLAND_DISPLAY``), the first import of dm_control here sets ``MUJOCO_GL=egl``: dm_control
+would otherwise pick GLFW, which cannot open a window there. Without a working backend ``make_env`` raises
+a ``RuntimeError`` saying so (it renders one frame at construction).
 
 Adding an environment: any dm_control suite ``domain-task`` already works and is registered as
 ``curl_agents/<domain>-<task>-v0`` (pixels) and ``curl_agents/<domain>-<task>-state-v0``. To give a task
@@ -100,6 +102,8 @@ def _backend_hint() -> str:
 
 def _import_suite() -> ModuleType:
     """Import ``dm_control.suite``; an invalid MUJOCO_GL makes that import fail, so explain how to fix it."""
+    if "MUJOCO_GL" not in os.environ and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ["MUJOCO_GL"] = "egl"  # headless: GLFW (dm_control's unset default) needs a display
     try:
         from dm_control import suite
     except RuntimeError as err:

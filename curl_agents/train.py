@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -443,7 +442,6 @@ def run(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = True) 
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    os.environ.setdefault("MUJOCO_GL", "egl")  # before dm_control is imported
     saved = None
     config_path = Path(args.out) / "config.json"
     if args.resume and config_path.exists():

@@ -263,3 +263,15 @@ def test_missing_render_backend_explains_mujoco_gl(backend):
     )
     assert "RUNTIME_ERROR" in result.stdout, result.stderr[-2000:]
     assert "MUJOCO_GL=egl" in result.stdout and "osmesa" in result.stdout
+
+
+def test_unset_render_backend_without_display_defaults_to_egl():
+    """``import curl_agents`` then ``make_env`` on a headless machine with MUJOCO_GL unset renders (via EGL)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    script = ("import os, curl_agents\n"
+              "obs, _ = curl_agents.make_env('cartpole-swingup', image_size=8, seed=0).reset()\n"
+              "print('OK', os.environ['MUJOCO_GL'], obs.shape)")
+    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=Path(__file__).resolve().parents[1],
+                            capture_output=True, text=True, timeout=120)
+    assert "OK egl (9, 8, 8)" in result.stdout, result.stderr[-2000:]
