@@ -3,12 +3,13 @@
     python experiments/run_curl.py state-sac --seeds 1 2 3      # state SAC, cartpole-swingup, 100K env steps
     python experiments/run_curl.py curl --seed 1                # pixel CURL, cartpole-swingup, 100K, batch 32
     python experiments/run_curl.py curl --official-double-step --seed 3   # the official double encoder step
+    python experiments/run_curl.py curl --batch-128 --seed 1    # the official run.sh batch (~2.7 h, 2 threads)
     python experiments/run_curl.py rad --seed 1                 # RAD at the same settings (no auxiliary loss)
     python experiments/run_curl.py summarize                    # (partial) curves -> experiments/results/
 
 Runs go to ``runs/<name>`` (``python -m curl_agents.train`` in a subprocess each, checkpointed every
-10K env steps, resumable with ``--resume``); ``summarize`` copies every ``eval.csv`` to
-``experiments/results/<name>_eval.csv`` and writes ``<group>_summary.json`` / ``.md`` with the
+5K (pixel) or 10K (state) env steps; rerunning the same command resumes an unfinished run);
+``summarize`` copies every ``eval.csv`` to ``experiments/results/<name>_eval.csv`` and writes ``<group>_summary.json`` / ``.md`` with the
 final (or latest, if unfinished) evaluation, the command, git commit, hardware and versions. Rows of
 committed runs whose directories are not on this machine are kept, so seeds add up across machines.
 """
