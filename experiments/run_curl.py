@@ -3,14 +3,14 @@
     python experiments/run_curl.py state-sac --seeds 1 2 3      # state SAC, cartpole-swingup, 100K env steps
     python experiments/run_curl.py curl --seed 1                # pixel CURL, cartpole-swingup, 100K, batch 32
     python experiments/run_curl.py curl --official-double-step --seed 3   # the official double encoder step
-    python experiments/run_curl.py curl --batch-128 --seed 1    # the official run.sh batch (~2.7 h, 2 threads)
+    python experiments/run_curl.py curl --batch-128 --seed 1    # the official run.sh batch (~3.6 h, 2 threads)
     python experiments/run_curl.py rad --seed 1                 # RAD at the same settings (no auxiliary loss)
     python experiments/run_curl.py summarize                    # (partial) curves -> experiments/results/
 
 Runs go to ``runs/<name>`` (``python -m curl_agents.train`` in a subprocess each, checkpointed every
 5K (pixel) or 10K (state) env steps; rerunning the same command resumes an unfinished run);
-``summarize`` copies every ``eval.csv`` to ``experiments/results/<name>_eval.csv`` and writes ``<group>_summary.json`` / ``.md`` with the
-final (or latest, if unfinished) evaluation, the command, git commit, hardware and versions. Rows of
+``summarize`` copies every ``eval.csv`` to ``experiments/results/<name>_eval.csv`` and writes
+``<group>_summary.json`` / ``.md`` with the final (or latest, if unfinished) evaluation, the command, git commit, hardware and versions. Rows of
 committed runs whose directories are not on this machine are kept, so seeds add up across machines.
 """
 
@@ -58,8 +58,9 @@ CURL_ARGS = ["--algo", "curl", "--aux", "curl", *PIXEL_B32_ARGS]
 # The same CURL with the official code's second encoder Adam on the CURL loss (a documented option of
 # curl_agents.aux.curl.CurlObjective; the encoder takes two steps per update, W one). Reported apart.
 CURL_DOUBLE_ARGS = [*CURL_ARGS, "--aux-kwargs", '{"official_double_step": true}']
-# The same CURL at the official run.sh batch (128): four times the samples per update, ~0.75 s per update
-# on this 2-core CPU (2 threads), ~2.7 h for 100K env steps. Reported apart: the CPU target is for batch 32.
+# The same CURL at the official run.sh batch (128): four times the samples per update; 1.0-1.2 s per agent
+# step measured in training on this 2-core CPU (2 threads), ~3.6 h for 100K env steps. Reported apart: the
+# CPU target is for batch 32.
 CURL_B128_ARGS = ["--algo", "curl", "--aux", "curl", *_pixel_args(128)]
 # RAD: the same SAC, views and budget without the auxiliary loss (what the CURL loss adds at this batch).
 RAD_ARGS = ["--algo", "rad", *PIXEL_B32_ARGS]
@@ -231,10 +232,11 @@ def main() -> None:
     s.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     c = sub.add_parser("curl")
     c.add_argument("--seed", type=int, default=1)
-    c.add_argument("--official-double-step", action="store_true",
-                   help="run CURL_DOUBLE_ARGS (group curl_b32_double) instead of CURL_ARGS")
-    c.add_argument("--batch-128", action="store_true",
-                   help="run CURL_B128_ARGS (group curl_b128): the official run.sh batch instead of 32")
+    variant = c.add_mutually_exclusive_group()
+    variant.add_argument("--official-double-step", action="store_true",
+                         help="run CURL_DOUBLE_ARGS (group curl_b32_double) instead of CURL_ARGS")
+    variant.add_argument("--batch-128", action="store_true",
+                         help="run CURL_B128_ARGS (group curl_b128): the official run.sh batch instead of 32")
     r = sub.add_parser("rad", help="the RAD baseline at CURL's settings")
     r.add_argument("--seed", type=int, default=1)
     sub.add_parser("summarize")
@@ -245,10 +247,8 @@ def main() -> None:
             _train(f"state_sac_cartpole_s{seed}", STATE_SAC_ARGS, seed, extra)
             summarize("state_sac_cartpole", "state_sac_cartpole_s", 750.0, "state SAC 100K: 835 +- 22 (CURL Table 1)")
     elif args.cmd == "curl":
-        if args.official_double_step and args.batch_128:
-            p.error("--official-double-step and --batch-128 are separate groups; choose one")
-        group, curl_args = (("curl_b32_double", CURL_DOUBLE_ARGS) if args.official_double_step
-                            else ("curl_b128", CURL_B128_ARGS) if args.batch_128 else ("curl_b32", CURL_ARGS))
+        group = "curl_b32_double" if args.official_double_step else "curl_b128" if args.batch_128 else "curl_b32"
+        curl_args = {"curl_b32": CURL_ARGS, "curl_b32_double": CURL_DOUBLE_ARGS, "curl_b128": CURL_B128_ARGS}[group]
         prefix = CURL_GROUPS[group][0]
         _train(f"{prefix}{args.seed}", curl_args, args.seed, extra)
         summarize(group, prefix, 250.0, CURL_PAPER)
