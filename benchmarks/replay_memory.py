@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.provenance import git_commit
+
 OBS_SHAPE = (9, 100, 100)
 FRAME_BYTES = 3 * 100 * 100
 OFFICIAL_CURL_BYTES = 2 * 9 * 100 * 100 + 4 * 1 + 4 + 4  # obs, next_obs, action, reward, not_done
@@ -137,13 +139,6 @@ def provenance(args: argparse.Namespace, wall_s: float) -> dict:
     import stable_baselines3
     import torch
 
-    root = Path(__file__).resolve().parents[1]
-    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "-C", str(root), "status", "--porcelain", "curl_agents/replay.py", "benchmarks/replay_memory.py"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
     cpu = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line),
         platform.processor(),
@@ -151,8 +146,7 @@ def provenance(args: argparse.Namespace, wall_s: float) -> dict:
     return {
         "command": "OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/replay_memory.py "
         + " ".join(sys.argv[1:]),
-        "git_commit": commit.stdout.strip() or "uncommitted",
-        "replay_code_uncommitted_changes": bool(dirty),
+        "git_commit": git_commit(paths=("curl_agents/replay.py", "benchmarks/replay_memory.py")),
         "hardware": f"{os.cpu_count()}-core CPU ({cpu}), no GPU; machine shared with other jobs",
         "versions": {
             "python": platform.python_version(),
@@ -173,7 +167,7 @@ def markdown(result: dict) -> str:
         "# Replay memory per transition (9x100x100 uint8 stacks, |A| = 1)",
         "",
         f"Command: `{p['command']}`  ",
-        f"Commit: {p['git_commit']} (replay code uncommitted changes: {p['replay_code_uncommitted_changes']})  ",
+        f"Commit: {p['git_commit']} (checked for uncommitted changes to the replay code and this script)  ",
         f"Hardware: {p['hardware']}  ",
         f"Versions: {', '.join(f'{k} {v}' for k, v in p['versions'].items())}  ",
         f"Seed {p['seed']}, wall time {p['wall_seconds']} s, {p['date_utc']}",
