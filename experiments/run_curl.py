@@ -3,7 +3,7 @@
     python experiments/run_curl.py state-sac --seeds 1 2 3      # state SAC, cartpole-swingup, 100K env steps
     python experiments/run_curl.py curl --seed 1                # pixel CURL, cartpole-swingup, 100K, batch 32
     python experiments/run_curl.py curl --official-double-step --seed 3   # the official double encoder step
-    python experiments/run_curl.py curl --batch-128 --seed 1    # the official run.sh batch (~3.6 h, 2 threads)
+    python experiments/run_curl.py curl --batch-128 --seed 1    # the official run.sh batch (~3.9 h, 2 threads)
     python experiments/run_curl.py rad --seed 1                 # RAD at the same settings (no auxiliary loss)
     python experiments/run_curl.py summarize                    # (partial) curves -> experiments/results/
 
@@ -59,8 +59,8 @@ CURL_ARGS = ["--algo", "curl", "--aux", "curl", *PIXEL_B32_ARGS]
 # curl_agents.aux.curl.CurlObjective; the encoder takes two steps per update, W one). Reported apart.
 CURL_DOUBLE_ARGS = [*CURL_ARGS, "--aux-kwargs", '{"official_double_step": true}']
 # The same CURL at the official run.sh batch (128): four times the samples per update; 1.0-1.2 s per agent
-# step measured in training on this 2-core CPU (2 threads), ~3.6 h for 100K env steps. Reported apart: the
-# CPU target is for batch 32.
+# step measured in training on this 2-core CPU (2 threads): seed 1 took 14,039 s (3.9 h) for 100K env steps.
+# Reported apart: the CPU target is for batch 32.
 CURL_B128_ARGS = ["--algo", "curl", "--aux", "curl", *_pixel_args(128)]
 # RAD: the same SAC, views and budget without the auxiliary loss (what the CURL loss adds at this batch).
 RAD_ARGS = ["--algo", "rad", *PIXEL_B32_ARGS]
