@@ -10,8 +10,9 @@
 Runs go to ``runs/<name>`` (``python -m curl_agents.train`` in a subprocess each, checkpointed every
 5K (pixel) or 10K (state) env steps; rerunning the same command resumes an unfinished run);
 ``summarize`` copies every ``eval.csv`` to ``experiments/results/<name>_eval.csv`` and writes
-``<group>_summary.json`` / ``.md`` with the final (or latest, if unfinished) evaluation, the command, git commit, hardware and versions. Rows of
-committed runs whose directories are not on this machine are kept, so seeds add up across machines.
+``<group>_summary.json`` / ``.md`` with the final (or latest, if unfinished) evaluation, the command, git
+commit, hardware and versions. Rows of committed runs whose directories are not on this machine are kept,
+so seeds add up across machines.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def _train(name: str, args: list[str], seed: int, extra: list[str]) -> int:
     (RUNS / name).mkdir(parents=True, exist_ok=True)
     (out / "command.txt").write_text(" ".join(cmd) + "\n")
     launches = json.loads((out / "launches.json").read_text()) if (out / "launches.json").exists() else []
-    launches.append({"git_commit": git_commit(paths=CODE_PATHS), "resume": "--resume" in cmd,
+    launches.append({"git_commit": git_commit(paths=CODE_PATHS), "resume": "--resume" in cmd, "nice": os.nice(0),
                      "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", ""), "command": " ".join(cmd)})
     (out / "launches.json").write_text(json.dumps(launches, indent=2))
     print("running:", " ".join(cmd), flush=True)
@@ -127,8 +128,9 @@ def _plot_group(group: str, curves: dict[str, Path]) -> None:
 
 
 def _provenance() -> dict:
-    return {"git_commit": git_commit(paths=CODE_PATHS), "hardware": "2-core shared CPU (AMD EPYC), no GPU; runs niced, sharing the "
-            "CPU with other jobs (wall times are not compute times)", "versions": _versions(),
+    hardware = ("2-core shared CPU (AMD EPYC), no GPU; other jobs may share the CPU (wall times are not compute "
+                "times; each launch records its nice value)")
+    return {"git_commit": git_commit(paths=CODE_PATHS), "hardware": hardware, "versions": _versions(),
             "env": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}}
 
 
