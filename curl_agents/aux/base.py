@@ -162,6 +162,16 @@ class AuxObjective(nn.Module):
         """An EMA target copy of a head: same weights, no gradients."""
         return freeze(copy.deepcopy(module))
 
+    def _set_projector(self, projector: nn.Module, head_tau: float) -> None:
+        """Install the online projector ``g`` and its frozen EMA copy ``g_bar`` (``target_projector``),
+        which :meth:`after_target_update` moves towards ``g`` with ``head_tau`` at the moments the
+        algorithm moves the target encoder: ``g_bar <- head_tau * g + (1 - head_tau) * g_bar``."""
+        if not 0.0 <= head_tau <= 1.0:
+            raise ValueError(f"head_tau must be in [0, 1], got {head_tau}")
+        self.head_tau = float(head_tau)
+        self.projector = projector
+        self.target_projector = self._frozen_copy(projector)
+
     @staticmethod
     def _ema(online: nn.Module, target: nn.Module, tau: float) -> None:
         polyak_update(online, target, tau)
@@ -196,7 +206,10 @@ class AuxObjective(nn.Module):
         return ["optimizer"]
 
     def after_target_update(self) -> None:
-        """Hook called by the algorithm right after its EMA step of the target encoder."""
+        """Hook called by the algorithm right after its EMA step of the target encoder: moves the
+        target projector when :meth:`_set_projector` installed one."""
+        if hasattr(self, "target_projector"):
+            self._ema(self.projector, self.target_projector, self.head_tau)
 
 
 def top1_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:

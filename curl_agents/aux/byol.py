@@ -43,17 +43,13 @@ class ByolObjective(AuxObjective):
         head_tau: float = 0.05,
     ) -> None:
         super().__init__(encoder, target_encoder, action_dim, lr=lr, weight=weight)
-        if not 0.0 <= head_tau <= 1.0:
-            raise ValueError(f"head_tau must be in [0, 1], got {head_tau}")
-        self.head_tau = head_tau
-        self._build_heads(hidden_dim, projection_dim)
+        self._build_heads(hidden_dim, projection_dim, head_tau)
         self._finish_init()
 
-    def _build_heads(self, hidden_dim: int, projection_dim: int) -> None:
+    def _build_heads(self, hidden_dim: int, projection_dim: int, head_tau: float) -> None:
         """Projector ``g``, predictor ``q`` and the EMA copy ``g_bar`` (subclasses add their own heads)."""
-        self.projector = ProjectionHead(self.feature_dim, hidden_dim, projection_dim, batch_norm=True)
+        self._set_projector(ProjectionHead(self.feature_dim, hidden_dim, projection_dim, batch_norm=True), head_tau)
         self.predictor = PredictionHead(projection_dim, hidden_dim, projection_dim)
-        self.target_projector = self._frozen_copy(self.projector)
 
     def compute_loss(self, batch: AuxBatch) -> tuple[torch.Tensor, dict[str, float]]:
         p1 = self.predictor(self.projector(self.encoder(batch.obs)))
@@ -64,6 +60,3 @@ class ByolObjective(AuxObjective):
         loss = 0.5 * (byol_loss(p1, t1) + byol_loss(p2, t2))
         cosine = F.cosine_similarity(torch.cat([p1, p2]).detach(), torch.cat([t1, t2]), dim=1).mean()
         return loss, {"loss": loss.item(), "cosine": cosine.item()}
-
-    def after_target_update(self) -> None:
-        self._ema(self.projector, self.target_projector, self.head_tau)

@@ -56,11 +56,7 @@ class CurlObjective(AuxObjective):
         super().__init__(encoder, target_encoder, action_dim, lr=lr, weight=weight)
         if latent_dim is not None and latent_dim < 1:
             raise ValueError(f"latent_dim must be None or >= 1, got {latent_dim}")
-        if not 0.0 <= head_tau <= 1.0:
-            raise ValueError(f"head_tau must be in [0, 1], got {head_tau}")
-        self.head_tau = head_tau
-        self.projector: nn.Module = nn.Identity() if latent_dim is None else nn.Linear(self.feature_dim, latent_dim)
-        self.target_projector = self._frozen_copy(self.projector)
+        self._set_projector(nn.Identity() if latent_dim is None else nn.Linear(self.feature_dim, latent_dim), head_tau)
         self.critic = BilinearCritic(latent_dim or self.feature_dim, init=w_init)
         self._finish_init()
         self.official_double_step = bool(official_double_step)
@@ -90,6 +86,3 @@ class CurlObjective(AuxObjective):
 
     def optimizer_names(self) -> list[str]:
         return ["optimizer", "encoder_optimizer"] if self.encoder_optimizer is not None else ["optimizer"]
-
-    def after_target_update(self) -> None:
-        self._ema(self.projector, self.target_projector, self.head_tau)

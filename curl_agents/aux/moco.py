@@ -50,12 +50,8 @@ class MocoObjective(AuxObjective):
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
-        if not 0.0 <= head_tau <= 1.0:
-            raise ValueError(f"head_tau must be in [0, 1], got {head_tau}")
         self.temperature = temperature
-        self.head_tau = head_tau
-        self.projector = ProjectionHead(self.feature_dim, hidden_dim, projection_dim, batch_norm=False)
-        self.target_projector = self._frozen_copy(self.projector)
+        self._set_projector(ProjectionHead(self.feature_dim, hidden_dim, projection_dim, batch_norm=False), head_tau)
         self.queue = KeyQueue(projection_dim, queue_size, generator=generator)
         self._pending_keys: torch.Tensor | None = None
         self._finish_init()
@@ -82,6 +78,3 @@ class MocoObjective(AuxObjective):
         if self._pending_keys is not None:
             self.queue.enqueue(self._pending_keys)
             self._pending_keys = None
-
-    def after_target_update(self) -> None:
-        self._ema(self.projector, self.target_projector, self.head_tau)

@@ -48,9 +48,9 @@ class SprObjective(ByolObjective):
 
     name = "spr"
 
-    def _build_heads(self, hidden_dim: int, projection_dim: int) -> None:
+    def _build_heads(self, hidden_dim: int, projection_dim: int, head_tau: float) -> None:
         self.transition = TransitionModel(self.feature_dim, self.action_dim, hidden_dim)
-        super()._build_heads(hidden_dim, projection_dim)
+        super()._build_heads(hidden_dim, projection_dim, head_tau)
 
     def compute_loss(self, batch: AuxBatch) -> tuple[torch.Tensor, dict[str, float]]:
         predicted = self.predictor(self.projector(self.transition(self.encoder(batch.obs), batch.action)))
