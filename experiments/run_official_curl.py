@@ -90,7 +90,8 @@ def run(official_dir: Path, seed: int) -> int:
     env.setdefault("MUJOCO_GL", "egl")
     env.setdefault("PYOPENGL_PLATFORM", "egl")
     launch = {"command": " ".join(cmd), "cwd": str(official_dir), "official_commit": _official_commit(official_dir),
-              "git_commit": git_commit(paths=CODE_PATHS), "seed": seed, "started": time.time()}
+              "git_commit": git_commit(paths=CODE_PATHS), "versions": _versions(), "seed": seed,
+              "started": time.time()}
     print("running:", launch["command"], flush=True)
     rc = subprocess.call(cmd, cwd=official_dir, env=env)
     launch.update(rc=rc, finished=time.time())
@@ -114,10 +115,17 @@ def read_eval_log(path: Path) -> list[dict[str, float]]:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    names = ["torch", "torchvision", "numpy", "dm-control", "mujoco", "gymnasium", "scikit-image"]
-    return {"python": platform.python_version(), **{name: version(name) for name in names}}
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    names = ["torch", "torchvision", "numpy", "dm-control", "mujoco", "gymnasium", "scikit-image", "termcolor",
+             "imageio"]
+    return {"python": platform.python_version(), **{name: installed(name) for name in names}}
 
 
 def summarize() -> dict:
@@ -145,7 +153,7 @@ def summarize() -> dict:
     our_finals = [r["last_mean_return"] for r in ours["runs"].values() if r["finished"]]
     finals = [r["last_mean_return"] for r in runs.values() if r["finished"]]
     result = {"group": GROUP, "target": TARGET, "runs": runs, "ours": {OURS: our_finals},
-              "provenance": {"git_commit": git_commit(paths=CODE_PATHS), "versions": _versions(),
+              "provenance": {"git_commit": git_commit(paths=CODE_PATHS), "summarized_with_versions": _versions(),
                              "hardware": "2-core shared CPU, no GPU", "shim": "experiments/official_curl_shim"}}
     lines = [f"# {GROUP}: the official CURL code at issue 3's CPU protocol", "",
              "Official MishaLaskin/curl `train.py`, unmodified, cartpole-swingup, batch 32, 100K env steps, 10 "
@@ -157,6 +165,7 @@ def summarize() -> dict:
         lines.append(f"| {name} | {r['launch'].get('official_commit', 'n/a')[:7]} | "
                      f"{r['last_mean_return']:.1f}{'' if r['finished'] else ' (unfinished)'} | "
                      f"{' / '.join(f'{v:.0f}' for v in r['curve'])} | {wall} |")
+    lines += [f"\n{name}: {r['launch']['how']}" for name, r in runs.items() if r["launch"].get("how")]
     for label, values in (("official code", finals), (f"ours ({OURS})", our_finals)):
         if values:
             mean, low, high = bootstrap_mean_ci(np.asarray(values))
