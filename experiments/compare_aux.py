@@ -138,6 +138,8 @@ def plot(curves, auxes: list[str], path: Path, title: str, note: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from experiments.plot_curves import label_return_axes
+
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for aux in auxes:
         runs = list(curves.get(aux, {}).values())
@@ -150,11 +152,7 @@ def plot(curves, auxes: list[str], path: Path, title: str, note: str) -> None:
         line = ax.plot(steps, values.mean(axis=0), marker="o", ms=3, label=f"{aux} (n={len(runs)})")[0]
         if len(runs) > 1:
             ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.15)
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("evaluation return")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    label_return_axes(ax, title, legend_size=8)
     fig.text(0.01, 0.01, note[:240], fontsize=7, ha="left", va="bottom", wrap=True)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=120)

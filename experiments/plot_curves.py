@@ -34,6 +34,15 @@ def load_curves(root: Path) -> dict[tuple[str, str], dict[str, list[list[tuple[i
     return curves
 
 
+def label_return_axes(ax, title: str, legend_size: float = 7) -> None:
+    """Title, axis labels, grid and legend of an evaluation-return vs environment-steps plot."""
+    ax.set_title(title)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("evaluation return")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
 def plot(curves, out: Path, paper_budget: str | None = None) -> None:
     envs = sorted({env for env, _ in curves})
     if not envs:
@@ -58,11 +67,7 @@ def plot(curves, out: Path, paper_budget: str | None = None) -> None:
         if paper_budget and env in CURL_TABLE[paper_budget]["CURL"]:
             mean, std = CURL_TABLE[paper_budget]["CURL"][env]
             ax.errorbar([BUDGET_ENV_STEPS[paper_budget]], [mean], yerr=[std], fmt="k*", label="CURL paper")
-        ax.set_title(env)
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("evaluation return")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        label_return_axes(ax, env)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)

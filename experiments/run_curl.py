@@ -113,15 +113,13 @@ def _plot_group(group: str, curves: dict[str, Path]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from experiments.plot_curves import label_return_axes
+
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
     for name, path in curves.items():
         rows = _read_eval(path)
         ax.plot([r["env_step"] for r in rows], [r["mean_return"] for r in rows], marker="o", label=name)
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("evaluation return")
-    ax.set_title(group)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
+    label_return_axes(ax, group, legend_size=6)
     fig.tight_layout()
     fig.savefig(RESULTS / f"{group}_curves.png")
     plt.close(fig)

@@ -184,6 +184,8 @@ def _plot(runs: dict, ours: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from experiments.plot_curves import label_return_axes
+
     fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=120)
     for name in ours["runs"]:
         path = RESULTS / f"{name}_eval.csv"
@@ -196,11 +198,7 @@ def _plot(runs: dict, ours: dict) -> None:
         steps = [10_000 * i for i in range(len(r["curve"]))]
         ax.plot(steps, r["curve"], color="tab:red", marker="o", ms=3, label=f"official code ({name})")
     ax.axhline(TARGET, color="gray", ls="--", lw=1, label=f"issue target {TARGET:g}")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("evaluation return")
-    ax.set_title("CURL, cartpole-swingup, batch 32")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
+    label_return_axes(ax, "CURL, cartpole-swingup, batch 32", legend_size=6)
     fig.tight_layout()
     fig.savefig(RESULTS / f"{GROUP}_vs_ours.png")
     plt.close(fig)
