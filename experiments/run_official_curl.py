@@ -92,6 +92,7 @@ def run(official_dir: Path, seed: int) -> int:
     launch = {"command": " ".join(cmd), "cwd": str(official_dir), "official_commit": _official_commit(official_dir),
               "git_commit": git_commit(paths=CODE_PATHS), "versions": _versions(), "seed": seed,
               "started": time.time()}
+    (out / "launch.json").write_text(json.dumps(launch, indent=2))  # rewritten with rc and end time below
     print("running:", launch["command"], flush=True)
     rc = subprocess.call(cmd, cwd=official_dir, env=env)
     launch.update(rc=rc, finished=time.time())
