@@ -31,7 +31,6 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
-from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -39,6 +38,7 @@ import torch
 import curl_agents  # noqa: F401  (imports the torch side before dm_control)
 from curl_agents.algorithms import CURL
 from curl_agents.envs import make_env
+from experiments.provenance import package_versions
 from ssl_shared.device import get_device
 from ssl_shared.host_memory import reuse_freed_host_memory
 
@@ -121,7 +121,7 @@ def provenance(args: argparse.Namespace, wall_s: float) -> dict[str, object]:
         "allocator": args.allocator,
         "env": {k: os.environ.get(k, "") for k in ("OMP_NUM_THREADS", "MUJOCO_GL")},
         "load_average_at_end": os.getloadavg(),
-        "versions": {"python": platform.python_version(), **{n: version(n) for n in names}},
+        "versions": package_versions(names),
         "wall_time_s": round(wall_s, 1),
         "seed": args.seed,
     }

@@ -1,4 +1,4 @@
-"""Provenance for committed results: the git commit the numbers came from."""
+"""Provenance for committed results: the git commit and the package versions the numbers came from."""
 
 from __future__ import annotations
 
@@ -27,3 +27,17 @@ def git_commit(repo: Path = REPO, paths: Sequence[str] = ()) -> str:
     except (subprocess.CalledProcessError, FileNotFoundError):
         return "uncommitted"
     return f"{head} + uncommitted changes" if dirty else head
+
+
+def package_versions(names: Sequence[str]) -> dict[str, str]:
+    """Python's version and each distribution's in ``names`` (``"not installed"`` when absent)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return {"python": platform.python_version(), **{name: installed(name) for name in names}}

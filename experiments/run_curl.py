@@ -21,7 +21,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.aggregate import bootstrap_mean_ci
-from experiments.provenance import git_commit
+from experiments.provenance import git_commit, package_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 # what the runs' numbers depend on: a change elsewhere (e.g. the result files these runs write) does
@@ -96,10 +95,7 @@ def _train(name: str, args: list[str], seed: int, extra: list[str]) -> int:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    names = ["torch", "stable-baselines3", "gymnasium", "dm-control", "mujoco", "numpy"]
-    return {"python": platform.python_version(), **{name: version(name) for name in names}}
+    return package_versions(["torch", "stable-baselines3", "gymnasium", "dm-control", "mujoco", "numpy"])
 
 
 def _read_eval(path: Path) -> list[dict[str, float]]:

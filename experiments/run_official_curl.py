@@ -24,7 +24,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -32,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.aggregate import bootstrap_mean_ci
-from experiments.provenance import git_commit
+from experiments.aggregate import bootstrap_mean_ci, read_eval_csv
+from experiments.provenance import git_commit, package_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIM = ROOT / "experiments" / "official_curl_shim"
@@ -46,13 +45,13 @@ CODE_PATHS = ("experiments/official_curl_shim", "experiments/run_official_curl.p
 OURS = "curl_b32"  # the group of run_curl.py with the same protocol on our agent
 
 
-def official_args(work_dir: Path, seed: int, batch_size: int = 32) -> list[str]:
+def official_args(work_dir: Path, seed: int) -> list[str]:
     """``scripts/run.sh`` (cartpole-swingup) with the changes listed in the module docstring."""
     return ["--domain_name", "cartpole", "--task_name", "swingup", "--encoder_type", "pixel",
             "--action_repeat", str(ACTION_REPEAT), "--pre_transform_image_size", "100", "--image_size", "84",
             "--work_dir", str(work_dir), "--agent", "curl_sac", "--frame_stack", "3", "--seed", str(seed),
             "--critic_lr", "1e-3", "--actor_lr", "1e-3", "--eval_freq", "1250", "--num_eval_episodes", "10",
-            "--batch_size", str(batch_size), "--num_train_steps", "12501", "--init_steps", "1000",
+            "--batch_size", "32", "--num_train_steps", "12501", "--init_steps", "1000",
             "--log_interval", "125"]
 
 
@@ -116,17 +115,8 @@ def read_eval_log(path: Path) -> list[dict[str, float]]:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    def installed(name: str) -> str:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "not installed"
-
-    names = ["torch", "torchvision", "numpy", "dm-control", "mujoco", "gymnasium", "scikit-image", "termcolor",
-             "imageio"]
-    return {"python": platform.python_version(), **{name: installed(name) for name in names}}
+    return package_versions(["torch", "torchvision", "numpy", "dm-control", "mujoco", "gymnasium", "scikit-image",
+                             "termcolor", "imageio"])
 
 
 def summarize() -> dict:
@@ -147,7 +137,7 @@ def summarize() -> dict:
                           "last_mean_return": rows[-1]["mean_return"], "curve": [r["mean_return"] for r in rows],
                           "wall_time_s": launch["finished"] - launch["started"] if "finished" in launch else None,
                           "launch": launch,
-                          "args": json.loads(next(out.glob("*/args.json")).read_text())}
+                          "args": json.loads((logs[-1].parent / "args.json").read_text())}
     if not runs:
         raise SystemExit(f"no runs/{GROUP}_s*/*/eval.log here; run `run` first")
     ours = json.loads((RESULTS / f"{OURS}_summary.json").read_text())
@@ -188,16 +178,16 @@ def _plot(runs: dict, ours: dict) -> None:
     from experiments.plot_curves import label_return_axes
 
     fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=120)
+    label = f"ours ({OURS})"
     for name in ours["runs"]:
         path = RESULTS / f"{name}_eval.csv"
         if path.exists():
-            with path.open() as f:
-                rows = list(csv.DictReader(f))
-            ax.plot([float(r["env_step"]) for r in rows], [float(r["mean_return"]) for r in rows], color="tab:blue",
-                    alpha=0.5, lw=1, label=f"ours ({OURS})" if name == next(iter(ours["runs"])) else None)
-    for name, r in runs.items():
-        steps = [10_000 * i for i in range(len(r["curve"]))]
-        ax.plot(steps, r["curve"], color="tab:red", marker="o", ms=3, label=f"official code ({name})")
+            steps, returns = zip(*read_eval_csv(path))
+            ax.plot(steps, returns, color="tab:blue", alpha=0.5, lw=1, label=label)
+            label = None  # one legend entry for all our seeds
+    for name in runs:
+        steps, returns = zip(*read_eval_csv(RESULTS / f"{name}_eval.csv"))
+        ax.plot(steps, returns, color="tab:red", marker="o", ms=3, label=f"official code ({name})")
     ax.axhline(TARGET, color="gray", ls="--", lw=1, label=f"issue target {TARGET:g}")
     label_return_axes(ax, "CURL, cartpole-swingup, batch 32", legend_size=6)
     fig.tight_layout()
