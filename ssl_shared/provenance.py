@@ -40,7 +40,7 @@ def git_commit(repo: Path = REPO, paths: Sequence[str] = ()) -> str:
             ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "--", *paths],
+            ["git", "-C", str(repo), "status", "--porcelain", "--", *paths],
             capture_output=True,
             text=True,
             check=True,
