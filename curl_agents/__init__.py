@@ -8,11 +8,23 @@ Import order matters: the torch side (torchvision -> torch._dynamo -> triton) is
 dm_control, because importing triton after dm_control's EGL renderer segfaults on this stack.
 """
 
-from curl_agents.algorithms import ALGORITHMS, CURL, RAD, DrQ, PixelSAC, StateSAC, state_sac  # noqa: I001 (order)
+from curl_agents.algorithms import ALGORITHMS, CURL, RAD, DrQ, PixelSAC, SacAE, StateSAC, state_sac  # noqa: I001 (order)
 from curl_agents.policies import CnnPolicy, CurlSACPolicy
 from curl_agents.envs import make_env, register_envs
 
 register_envs()  # gymnasium ids curl_agents/<domain>-<task>-v0 and ...-state-v0
 
-__all__ = ["ALGORITHMS", "CURL", "RAD", "CnnPolicy", "CurlSACPolicy", "DrQ", "PixelSAC", "StateSAC", "make_env",
-           "register_envs", "state_sac"]
+__all__ = [
+    "ALGORITHMS",
+    "CURL",
+    "RAD",
+    "CnnPolicy",
+    "CurlSACPolicy",
+    "DrQ",
+    "PixelSAC",
+    "SacAE",
+    "StateSAC",
+    "make_env",
+    "register_envs",
+    "state_sac",
+]

@@ -7,6 +7,7 @@
   draws it; :func:`save_gif` writes a video with Pillow (no imageio needed).
 * :func:`atomic_write_dir` / :func:`atomic_write_bytes`: write to a temporary path, then
   ``os.replace``, so a crash never leaves a half-written checkpoint.
+* :func:`env_step_tensorboard_logger`: an SB3 logger writing TensorBoard scalars against ENV steps.
 * SB3 callbacks for the Python API: :class:`EvalCSVCallback` (evaluate every N agent steps, CSV +
   logger scalars) and :class:`EnvStepProgressBar` (tqdm in ENV steps).
 
@@ -31,10 +32,19 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger, make_output_format
 from tqdm import tqdm
 
-EVAL_FIELDS = ["env_step", "agent_step", "mean_return", "std_return", "min_return", "max_return", "episodes",
-               "wall_time_s"]
+EVAL_FIELDS = [
+    "env_step",
+    "agent_step",
+    "mean_return",
+    "std_return",
+    "min_return",
+    "max_return",
+    "episodes",
+    "wall_time_s",
+]
 
 
 @dataclass
@@ -127,7 +137,9 @@ class EvalCSV:
             writer = csv.DictWriter(f, fieldnames=EVAL_FIELDS)
             writer.writeheader()
             for r in rows:
-                writer.writerow({k: (int(v) if k in ("env_step", "agent_step", "episodes") else v) for k, v in r.items()})
+                writer.writerow(
+                    {k: (int(v) if k in ("env_step", "agent_step", "episodes") else v) for k, v in r.items()}
+                )
         os.replace(tmp, self.path)
 
 
@@ -194,6 +206,32 @@ def atomic_write_dir(path: str | Path) -> Iterator[Path]:
     if path.exists():
         shutil.rmtree(path)
     os.replace(tmp, path)
+
+
+class EnvStepLogger(Logger):
+    """An SB3 ``Logger`` whose x axis is ENVIRONMENT steps.
+
+    SB3 (``learn``'s log dumps) and the train command call ``dump(step)`` with AGENT steps
+    (``model.num_timesteps``); this logger writes every scalar at ``step * action_repeat`` and adds
+    the scalar ``time/agent_steps`` = ``step``.
+    """
+
+    def __init__(self, folder: str | None, output_formats: list[Any], action_repeat: int) -> None:
+        super().__init__(folder, output_formats)
+        if action_repeat < 1:
+            raise ValueError(f"action_repeat must be >= 1, got {action_repeat}")
+        self.action_repeat = int(action_repeat)
+
+    def dump(self, step: int = 0) -> None:
+        self.record("time/agent_steps", step)
+        super().dump(step * self.action_repeat)
+
+
+def env_step_tensorboard_logger(folder: str | Path, action_repeat: int) -> EnvStepLogger:
+    """TensorBoard output in ``folder`` with environment steps on the x axis (see :class:`EnvStepLogger`)."""
+    folder = str(folder)
+    os.makedirs(folder, exist_ok=True)
+    return EnvStepLogger(folder, [make_output_format("tensorboard", folder)], action_repeat)
 
 
 class EnvStepProgressBar(BaseCallback):

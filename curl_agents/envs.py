@@ -37,8 +37,8 @@ a ``RuntimeError`` saying so (it renders one frame at construction).
 
 Adding an environment: any dm_control suite ``domain-task`` already works and is registered as
 ``curl_agents/<domain>-<task>-v0`` (pixels) and ``curl_agents/<domain>-<task>-state-v0``. To give a task
-paper settings (action repeat, learning rate, camera), add a ``TaskPreset`` to
-``curl_agents.presets.PLANET_PRESETS``.
+paper settings (action repeat, camera), add a ``TaskPreset`` to ``curl_agents.presets.PLANET_PRESETS``;
+per-task learning rates belong to the algorithm class (``task_learning_rates``).
 """
 
 from __future__ import annotations
@@ -293,7 +293,8 @@ def make_env(
         from_pixels: pixel observations ``(3 * frame_stack, image_size, image_size)`` uint8; ``False``
             gives the flattened float32 state vector (``frame_stack`` and ``image_size`` then only
             affect ``render()``).
-        image_size: rendered frame height and width (100 for crop-based methods, 84 for shift-based).
+        image_size: rendered frame height and width (100 for random-crop methods, CURL and RAD; 84, the
+            network input, for methods without crops: DrQ, SAC-AE, pixel SAC).
         action_repeat: env steps per agent step; ``None`` takes the task's ``PLANET_PRESETS`` value,
             or 1 for tasks without a preset.
         frame_stack: number of consecutive frames in an observation.

@@ -26,6 +26,7 @@ feeds the already-augmented ``image_size`` views to ``actor`` / ``critic`` direc
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from typing import Any
 
@@ -50,24 +51,39 @@ def _mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
     )
 
 
-def _orthogonal_init(module: nn.Module) -> None:
-    """SAC-AE/CURL initialisation: orthogonal linear layers, delta-orthogonal 3x3 convs, zero biases."""
+CONV_INITS = ("delta_orthogonal", "orthogonal")
+
+
+def init_weights(module: nn.Module, conv_init: str = "delta_orthogonal") -> None:
+    """Orthogonal linear layers (gain 1) and zero biases; convolutions (and transposed convolutions) by ``conv_init``:
+
+    * ``"delta_orthogonal"``: zero kernel except an orthogonal centre tap with ReLU gain (SAC-AE
+      ``denisyarats/pytorch_sac_ae`` ``sac_ae.py::weight_init``; CURL ``curl_sac.py::weight_init``);
+    * ``"orthogonal"``: the whole kernel, flattened, orthogonal with ReLU gain (DrQ
+      ``denisyarats/drq`` ``utils.py::weight_init``).
+    """
+    if conv_init not in CONV_INITS:
+        raise ValueError(f"conv_init must be one of {CONV_INITS}, got {conv_init!r}")
     if isinstance(module, nn.Linear):
         nn.init.orthogonal_(module.weight)
         nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.Conv2d):
-        mid = module.weight.size(2) // 2
-        with torch.no_grad():
-            module.weight.zero_()
-            nn.init.orthogonal_(module.weight[:, :, mid, mid], nn.init.calculate_gain("relu"))
+    elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        gain = nn.init.calculate_gain("relu")
+        if conv_init == "orthogonal":
+            nn.init.orthogonal_(module.weight, gain)
+        else:
+            mid = module.weight.size(2) // 2
+            with torch.no_grad():
+                module.weight.zero_()
+                nn.init.orthogonal_(module.weight[:, :, mid, mid], gain)
         nn.init.zeros_(module.bias)
 
 
 def squashed_gaussian_log_prob(mu: torch.Tensor, log_std: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """log pi(a|s) of ``a = tanh(u)``, ``u = mu + std * noise``, summed over action dimensions:
 
-        log N(u; mu, std) - sum_i log(1 - tanh(u_i)^2),
-        log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u))      (numerically stable form)
+    log N(u; mu, std) - sum_i log(1 - tanh(u_i)^2),
+    log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u))      (numerically stable form)
     """
     u = mu + log_std.exp() * noise
     gauss = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1, keepdim=True)
@@ -154,6 +170,7 @@ class CurlSACPolicy(BasePolicy):
         hidden_dim: width of the two hidden layers of the actor and each Q head (CURL: 1024).
         log_std_min, log_std_max: actor log-std range (CURL: -10, 2).
         encoder_output_tanh: tanh after the encoder LayerNorm (CURL: no; SAC-AE/DrQ: yes).
+        conv_init: ``"delta_orthogonal"`` (CURL, SAC-AE) or ``"orthogonal"`` (DrQ); see :func:`init_weights`.
         optimizer_kwargs: Adam kwargs besides the lr (default: CURL's betas (0.9, 0.999), fused kernel).
     """
 
@@ -174,6 +191,7 @@ class CurlSACPolicy(BasePolicy):
         log_std_min: float = -10.0,
         log_std_max: float = 2.0,
         encoder_output_tanh: bool = False,
+        conv_init: str = "delta_orthogonal",
         optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
         use_sde: bool = False,
@@ -183,9 +201,13 @@ class CurlSACPolicy(BasePolicy):
         if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 3:
             raise ValueError(f"CurlSACPolicy needs (C, H, W) image observations, got {observation_space}")
         channels, height, width = observation_space.shape
+        if conv_init not in CONV_INITS:
+            raise ValueError(f"conv_init must be one of {CONV_INITS}, got {conv_init!r}")
         if not 0 < image_size <= min(height, width):
-            raise ValueError(f"image_size must be in [1, {min(height, width)}] for observations "
-                             f"{observation_space.shape}, got {image_size}")
+            raise ValueError(
+                f"image_size must be in [1, {min(height, width)}] for observations "
+                f"{observation_space.shape}, got {image_size}"
+            )
         if optimizer_kwargs is None:
             # CURL appendix: Adam betas (0.9, 0.999). fused=True: the same Adam update in one kernel
             # (about 5x faster than the per-tensor loop on CPU for these ~4M-parameter networks).
@@ -207,6 +229,7 @@ class CurlSACPolicy(BasePolicy):
             "output_tanh": encoder_output_tanh,
         }
         self.hidden_dim = hidden_dim
+        self.conv_init = conv_init
         self.log_std_min = log_std_min
         self.log_std_max = log_std_max
         self._build(lr_schedule)
@@ -217,8 +240,9 @@ class CurlSACPolicy(BasePolicy):
         self.actor = CurlActor(
             PixelEncoder(**self.encoder_kwargs), action_dim, self.hidden_dim, self.log_std_min, self.log_std_max
         )
-        self.critic.apply(_orthogonal_init)
-        self.actor.apply(_orthogonal_init)
+        init = functools.partial(init_weights, conv_init=self.conv_init)
+        self.critic.apply(init)
+        self.actor.apply(init)
         tie_conv_weights(self.critic.encoder, self.actor.encoder)
         self.critic_target = copy.deepcopy(self.critic)
         self.critic_target.requires_grad_(False)
@@ -236,6 +260,7 @@ class CurlSACPolicy(BasePolicy):
             num_layers=self.encoder_kwargs["num_layers"],
             num_filters=self.encoder_kwargs["num_filters"],
             encoder_output_tanh=self.encoder_kwargs["output_tanh"],
+            conv_init=self.conv_init,
             hidden_dim=self.hidden_dim,
             log_std_min=self.log_std_min,
             log_std_max=self.log_std_max,

@@ -11,7 +11,8 @@ episode boundaries: the run is driven in one-episode ``learn`` chunks and everyt
 between them.
 
 Outputs in ``--out``: ``config.json``, ``eval.csv`` (every ``--eval-every`` env steps, at 0 and at
-the end; ``--eval-episodes`` deterministic episodes), TensorBoard events in ``tb/``,
+the end; ``--eval-episodes`` deterministic episodes), TensorBoard events in ``tb/`` (x axis: ENV steps;
+the scalar ``time/agent_steps`` holds the agent step),
 ``learning_curve.png``, ``final_eval.gif`` (first final evaluation episode), ``final_model.zip``
 and ``checkpoints/latest`` (atomic; ``--save-replay`` adds the replay buffer).
 
@@ -42,10 +43,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from curl_agents.algorithms import ALGORITHMS
 from ssl_shared.host_memory import reuse_freed_host_memory
 
-ALGO_NAMES = ("curl", "rad", "drq", "pixel_sac", "state_sac")
-PIXEL_CROP_MARGIN = 16  # CURL/RAD: render 100, crop 84
+ALGO_NAMES = tuple(ALGORITHMS)
 
 
 @dataclass
@@ -60,10 +61,10 @@ class RunConfig:
     seed: int = 1
     device: str = "auto"
     action_repeat: int = 0  # 0: the task preset (PLANET_PRESETS) or 1
-    lr: float = 0.0  # 0: the task preset (2e-4 cheetah, else 1e-3)
+    lr: float = 0.0  # 0: the algorithm's rate for the task (task_learning_rates, e.g. CURL cheetah 2e-4)
     batch_size: int = 512  # CURL paper (author, issue #15); the repo's command uses 128
     image_size: int = 84  # network input
-    render_size: int = 0  # 0: image_size + 16 for crop methods, image_size for drq
+    render_size: int = 0  # 0: image_size + the algorithm's render_margin (CURL/RAD 16, others 0)
     frame_stack: int = 3
     episode_length: int = 1000  # env steps
     buffer_size: int = 100_000  # transitions
@@ -117,10 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--action-repeat", type=int, help="default: the task preset (cartpole 8, cheetah 4, ...)")
-    p.add_argument("--lr", type=float, help="actor/critic/encoder lr (default: task preset, 2e-4 cheetah else 1e-3)")
+    p.add_argument("--lr", type=float, help="actor/critic/encoder lr (default: the algorithm's rate for the task; "
+                   "docs/algorithm_defaults.md)")
     p.add_argument("--batch-size", type=int, help="default 512 (CURL paper); 128 = the CURL repo command")
     p.add_argument("--image-size", type=int, help="network input side (default 84)")
-    p.add_argument("--render-size", type=int, help="rendered side (default image+16 for crops, =image for drq)")
+    p.add_argument("--render-size", type=int, help="rendered side (default: image+16 for curl/rad, =image otherwise)")
     p.add_argument("--buffer-size", type=int, help="replay capacity in transitions (default 100000)")
     p.add_argument("--init-steps", type=int, help="random-action AGENT steps before training (default 1000)")
     p.add_argument("--feature-dim", type=int)
@@ -199,18 +201,17 @@ def resolved_action_repeat(cfg: RunConfig) -> int:
 
 
 def resolved_lr(cfg: RunConfig) -> float:
-    from curl_agents.presets import PLANET_PRESETS
+    """``--lr``, else the algorithm's learning rate for the task (its ``task_learning_rates``)."""
+    from curl_agents.algorithms.defaults import task_learning_rate
 
-    if cfg.lr:
-        return cfg.lr
-    preset = PLANET_PRESETS.get(cfg.env)
-    return preset.lr if preset is not None else 1e-3
+    return cfg.lr if cfg.lr else task_learning_rate(algorithm_class(cfg), cfg.env)
 
 
 def resolved_render_size(cfg: RunConfig) -> int:
-    if cfg.render_size:
-        return cfg.render_size
-    return cfg.image_size if cfg.algo == "drq" else cfg.image_size + PIXEL_CROP_MARGIN
+    """``--render-size``, else ``--image-size`` plus the algorithm's ``render_margin`` (crops: 16, else 0)."""
+    from curl_agents.algorithms.defaults import render_size
+
+    return cfg.render_size if cfg.render_size else render_size(algorithm_class(cfg), cfg.image_size)
 
 
 # --------------------------------------------------------------------------------------- env + model
@@ -258,32 +259,35 @@ def make_train_vec_env(cfg: RunConfig, next_episode: int = 0) -> Any:
     return DummyVecEnv([thunk])
 
 
-def build_model(cfg: RunConfig, env: Any) -> Any:
-    from curl_agents.algorithms import ALGORITHMS, state_sac
-    from ssl_shared.device import get_device
-
-    device = get_device(cfg.device)
-    common = dict(
+def model_kwargs(cfg: RunConfig) -> dict[str, Any]:
+    """The constructor arguments ``build_model`` passes to ``algorithm_class(cfg)`` (besides policy, env, device)."""
+    kwargs: dict[str, Any] = dict(
         learning_rate=resolved_lr(cfg),
         buffer_size=cfg.buffer_size,
         learning_starts=cfg.init_steps,
         batch_size=cfg.batch_size,
         seed=cfg.seed,
-        device=device,
     )
     if cfg.algo == "state_sac":
-        return state_sac(env, policy_kwargs={"net_arch": [cfg.hidden_dim, cfg.hidden_dim]}, **common)
+        return dict(kwargs, policy_kwargs={"net_arch": [cfg.hidden_dim, cfg.hidden_dim]})
     policy_kwargs = dict(feature_dim=cfg.feature_dim, hidden_dim=cfg.hidden_dim, num_filters=cfg.num_filters,
                          num_layers=cfg.num_layers)
-    kwargs: dict[str, Any] = dict(common, image_size=cfg.image_size, policy_kwargs=policy_kwargs)
+    kwargs.update(image_size=cfg.image_size, policy_kwargs=policy_kwargs)
     if cfg.algo != "rad":
-        kwargs.update(aux=cfg.aux, aux_kwargs=cfg.aux_kwargs, aux_lr=resolved_lr(cfg))
-    return ALGORITHMS[cfg.algo]("CnnPolicy", env, **kwargs)
+        kwargs.update(aux_kwargs=cfg.aux_kwargs, aux_lr=resolved_lr(cfg))
+        if not (cfg.algo == "sac_ae" and cfg.aux == "none"):  # "none" is the default for non-curl --algo
+            kwargs.update(aux=cfg.aux)
+    return kwargs
+
+
+def build_model(cfg: RunConfig, env: Any) -> Any:
+    from ssl_shared.device import get_device
+
+    policy = "MlpPolicy" if cfg.algo == "state_sac" else "CnnPolicy"
+    return algorithm_class(cfg)(policy, env, device=get_device(cfg.device), **model_kwargs(cfg))
 
 
 def algorithm_class(cfg: RunConfig) -> Any:
-    from curl_agents.algorithms import ALGORITHMS
-
     return ALGORITHMS[cfg.algo]
 
 
@@ -359,10 +363,16 @@ def _check_resume_config(out: Path, cfg: RunConfig) -> None:
 
 def run(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train, evaluate and checkpoint as described in the module docstring; returns a summary."""
-    from stable_baselines3.common.logger import configure
     from tqdm import tqdm
 
-    from curl_agents.callbacks import EnvStepProgressBar, EvalCSV, evaluate, plot_learning_curve, save_gif
+    from curl_agents.callbacks import (
+        EnvStepProgressBar,
+        EvalCSV,
+        env_step_tensorboard_logger,
+        evaluate,
+        plot_learning_curve,
+        save_gif,
+    )
 
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
@@ -384,7 +394,7 @@ def run(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = True) 
         env = make_train_vec_env(cfg)
         model = build_model(cfg, env)
         loop = {"next_episode": 0, "n_evals": 0, "wall_time_s": 0.0}
-    model.set_logger(configure(str(out / "tb"), ["tensorboard"]))
+    model.set_logger(env_step_tensorboard_logger(out / "tb", repeat))  # x axis: env steps
     eval_env = make_task_env(cfg, seed=cfg.seed + 10_000)
     eval_seed = cfg.seed + 10_000
     start = time.time() - loop["wall_time_s"]

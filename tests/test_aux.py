@@ -76,8 +76,18 @@ def build(name: str, **extra):
 
 def test_registry_lists_all_names():
     expected = {
-        "none", "curl", "simclr", "byol", "spr", "moco", "atc",
-        "reconstruction", "inverse_dynamics", "forward_dynamics", "rotation", "ssl_method",
+        "none",
+        "curl",
+        "simclr",
+        "byol",
+        "spr",
+        "moco",
+        "atc",
+        "reconstruction",
+        "inverse_dynamics",
+        "forward_dynamics",
+        "rotation",
+        "ssl_method",
     }
     assert set(AUX_OBJECTIVES) == expected
     encoder, target = make_encoders()
@@ -305,11 +315,12 @@ def test_reconstruction_weight_decay_applies_to_the_decoder_only():
     objective.optimizer.step()
     assert all(torch.equal(p, old) for p, old in zip(objective.encoder.parameters(), encoder_before))
     moved = [not torch.equal(p, old) for p, old in zip(objective.decoder.parameters(), decoder_before)]
-    assert all(moved)
+    nonzero = [bool(old.abs().sum() > 0) for old in decoder_before]  # SAC-AE init: zero biases stay zero
+    assert moved == nonzero and any(moved)
 
 
-def test_reconstruction_loss_formula():
-    objective = build("reconstruction")
+def test_reconstruction_loss_formula_with_a_plain_target():
+    objective = build("reconstruction", target_bits=None)
     batch = make_batch()
     with torch.no_grad():
         z = objective.encoder(batch.obs)
@@ -318,6 +329,26 @@ def test_reconstruction_loss_formula():
         expected = ((reconstruction - target) ** 2).mean() + 1e-6 * 0.5 * (z**2).sum(1).mean()
         loss, _ = objective.compute_loss(batch)
     torch.testing.assert_close(loss, expected)
+
+
+def test_reconstruction_target_is_sac_ae_5_bit_preprocessing():
+    """SAC-AE utils.preprocess_obs(bits=5): floor(o / 8) / 32 + U[0, 1) / 32 - 0.5."""
+    objective = build("reconstruction")
+    obs = torch.tensor([0.0, 7.0, 8.0, 100.0, 255.0]).view(1, 1, 1, 5).expand(4000, 1, 1, 5)
+    target = objective.reconstruction_target(obs)
+    low = torch.tensor([0, 0, 1, 12, 31]) / 32 - 0.5  # floor(o / 8) / 32 - 0.5, by hand
+    assert bool((target >= low).all()) and bool((target < low + 1 / 32).all())
+    noise = (target - low) * 32  # the dequantisation noise, uniform on [0, 1)
+    assert abs(noise.mean().item() - 0.5) < 0.01 and abs(noise.var().item() - 1 / 12) < 0.005
+    batch = make_batch()
+    torch.manual_seed(3)
+    loss, _ = objective.compute_loss(batch)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        z = objective.encoder(batch.obs)
+        x = torch.floor(batch.obs / 8) / 32 + torch.rand(batch.obs.shape) / 32 - 0.5
+        expected = ((objective.decoder(z) - x) ** 2).mean() + 1e-6 * 0.5 * (z**2).sum(1).mean()
+    torch.testing.assert_close(loss.detach(), expected)
 
 
 # ---------------------------------------------------------------- forward dynamics
@@ -361,8 +392,24 @@ def test_forward_dynamics_loss_formula():
 def test_compare_aux_dry_run_prints_one_command_per_run(tmp_path, capsys):
     from experiments import compare_aux
 
-    compare_aux.main(["--aux", "none", "byol", "--seeds", "1", "2", "--steps", "2000", "--runs", str(tmp_path),
-                      "--dry-run", "--", "--batch-size", "16"])
+    compare_aux.main(
+        [
+            "--aux",
+            "none",
+            "byol",
+            "--seeds",
+            "1",
+            "2",
+            "--steps",
+            "2000",
+            "--runs",
+            str(tmp_path),
+            "--dry-run",
+            "--",
+            "--batch-size",
+            "16",
+        ]
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4
     for line, (aux, seed) in zip(lines, [("none", 1), ("none", 2), ("byol", 1), ("byol", 2)]):
@@ -382,8 +429,24 @@ def test_compare_aux_aggregates_final_returns_over_seeds(tmp_path):
         rows = [(0, 20.0), (1000, final / 2), (2000, final), (3000, 999.0)]  # 3000 lies past the budget
         (run / "eval.csv").write_text("env_step,mean_return\n" + "".join(f"{s},{r}\n" for s, r in rows))
     out = tmp_path / "results" / "aux_test"
-    compare_aux.main(["--aux", "curl", "none", "--seeds", "1", "2", "3", "--steps", "2000", "--runs", str(tmp_path),
-                      "--out", str(out), "--aggregate-only"])
+    compare_aux.main(
+        [
+            "--aux",
+            "curl",
+            "none",
+            "--seeds",
+            "1",
+            "2",
+            "3",
+            "--steps",
+            "2000",
+            "--runs",
+            str(tmp_path),
+            "--out",
+            str(out),
+            "--aggregate-only",
+        ]
+    )
     specs = compare_aux.plan_runs(["curl"], [1, 2, 3], "cartpole-swingup", 2000, tmp_path, [])
     (row,) = compare_aux.summarise(["curl"], [1, 2, 3], compare_aux.load_curves(specs), 2000)
     assert row["finals"] == [310.0, 250.0, 400.0]
@@ -407,7 +470,9 @@ def test_ssl_method_objective_trains_the_online_encoder_with_the_method_loss(met
     torch.manual_seed(3)
     ours, _ = objective.compute_loss(batch)
     torch.manual_seed(3)
-    direct, _ = objective.method.training_step({"image": batch.obs / 255.0}, step=0, total_steps=objective.schedule_steps)
+    direct, _ = objective.method.training_step(
+        {"image": batch.obs / 255.0}, step=0, total_steps=objective.schedule_steps
+    )
     torch.testing.assert_close(ours, direct)
     assert objective.method.backbone is objective.encoder
     assert isinstance(build_method(method, make_encoders()[0], 16), torch.nn.Module)

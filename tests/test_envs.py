@@ -189,7 +189,6 @@ def test_presets_set_the_default_action_repeat():
         "walker-walk": 2,
         "ball_in_cup-catch": 4,
     }
-    assert PLANET_PRESETS["cheetah-run"].lr == 2e-4
 
 
 @pytest.mark.parametrize("bad", ["cheetah-fly", "foo-bar", "cheetah"])
@@ -267,11 +266,20 @@ def test_missing_render_backend_explains_mujoco_gl(backend):
 
 def test_unset_render_backend_without_display_defaults_to_egl():
     """``import curl_agents`` then ``make_env`` on a headless machine with MUJOCO_GL unset renders (via EGL)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MUJOCO_GL", "PYOPENGL_PLATFORM")}
-    script = ("import os, curl_agents\n"
-              "obs, _ = curl_agents.make_env('cartpole-swingup', image_size=8, seed=0).reset()\n"
-              "print('OK', os.environ['MUJOCO_GL'], obs.shape)")
-    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=Path(__file__).resolve().parents[1],
-                            capture_output=True, text=True, timeout=120)
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MUJOCO_GL", "PYOPENGL_PLATFORM")
+    }
+    script = (
+        "import os, curl_agents\n"
+        "obs, _ = curl_agents.make_env('cartpole-swingup', image_size=8, seed=0).reset()\n"
+        "print('OK', os.environ['MUJOCO_GL'], obs.shape)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "OK egl (9, 8, 8)" in result.stdout, result.stderr[-2000:]

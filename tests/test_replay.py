@@ -222,35 +222,47 @@ def test_truncated_transition_keeps_the_final_observation():
     np.testing.assert_array_equal(reset, np.concatenate([numbered_frame(frame_number + 1)] * STACK))
 
 
+def newest_frame_number(stack: np.ndarray) -> int:
+    """The number spelled by the newest frame of a (3 * STACK, SIZE, SIZE) stack (see numbered_frame)."""
+    return int(stack[-3:, 0, 0].astype(np.int64) @ np.array([1, 256, 65536]))
+
+
 def test_sample_is_uniform_over_live_transitions():
-    venv = fake_vec_env(1, seed=7)
+    """Frequencies of 20,000 draws over 20 live transitions against the uniform distribution (chi-square)."""
+    venv = fake_vec_env(1, seed=7, repeat_prob=0.0)  # every next_obs ends in a new frame: it names its transition
     buffer = new_buffer(50)
     fill(buffer, venv, 20)
+    live = {newest_frame_number(r.next_obs): t for t, r in enumerate(venv.envs[0].records)}
+    assert len(live) == 20
     np.random.seed(0)
-    sampled = buffer.sample(64)
-    np.random.seed(0)
-    expected = buffer.sample_indices(np.random.randint(0, 20, size=64))
-    for a, b in zip(sampled[:5], expected[:5]):
-        assert torch.equal(a, b)
+    counts = np.zeros(20)
+    for _ in range(40):
+        sampled = buffer.sample(500)
+        for stack in sampled.next_observations:
+            counts[live[newest_frame_number(stack.numpy())]] += 1
+    expected = 20_000 / 20
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 43.82  # the 0.999 quantile of chi-square with 19 degrees of freedom
+    assert counts.min() > 0.8 * expected and counts.max() < 1.2 * expected
     assert sampled.discounts is None  # one-step returns: SAC uses its own gamma
-    assert sampled.observations.shape == (64, 3 * STACK, SIZE, SIZE)
-    assert sampled.actions.dtype == torch.float32 and sampled.dones.shape == (64, 1)
+    assert sampled.observations.shape == (500, 3 * STACK, SIZE, SIZE)
+    assert sampled.actions.dtype == torch.float32 and sampled.dones.shape == (500, 1)
 
 
-def test_memory_accounting_meets_the_target():
-    frame_bytes = 3 * 100 * 100
+def test_memory_accounting_by_hand():
+    """100,000 transitions of 9x100x100 stacks (3 RGB frames), 1-d actions, default frame capacity."""
     obs_space = spaces.Box(0, 255, (9, 100, 100), np.uint8)
     act_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-    capacity = 100_000
-    buffer = FrameReplayBuffer(capacity, obs_space, act_space, device="cpu")  # torch.empty: not committed
-    frames = capacity + capacity // 20 + 2 * 3
-    per_step = 8 * 4 + 4 * 1 + 4 + 1 + 1  # frame numbers (k+1 int64), action, reward, two flags
-    expected = frames * frame_bytes + capacity * per_step + 9 * 100 * 100  # + last next_obs cache
-    assert buffer.nbytes() == expected
-    assert buffer.bytes_per_transition() == pytest.approx(expected / capacity)
-    assert buffer.bytes_per_transition() <= 1.1 * frame_bytes + per_step
-    official = 2 * 9 * 100 * 100 + 4 * 1 + 4 + 4  # official CURL: obs and next_obs stacks, 180,012 B
-    assert official / buffer.bytes_per_transition() > 5.0
+    buffer = FrameReplayBuffer(100_000, obs_space, act_space, device="cpu")  # torch.empty: not committed
+    # frame store: 105,006 frames (100,000 + 5% for episode starts + 2 x 3) of 3 x 100 x 100 uint8
+    assert tuple(buffer.frames.shape) == (105_006, 3, 100, 100)
+    frames = 105_006 * 30_000  # 3,150,180,000 B
+    per_transition = 32 + 4 + 4 + 1 + 1  # 4 int64 frame numbers, float32 action, float32 reward, 2 bool flags
+    last_next_obs = 90_000  # one cached 9x100x100 stack
+    assert buffer.nbytes() == frames + 100_000 * per_transition + last_next_obs == 3_154_470_000
+    assert buffer.bytes_per_transition() == pytest.approx(31_544.7)
+    official = 180_012  # official CURL: two 9x100x100 uint8 stacks + action + reward + not_done (4 B each)
+    assert official / buffer.bytes_per_transition() > 5.7
 
 
 def test_save_load_and_pickle_round_trip(tmp_path):

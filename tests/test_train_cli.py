@@ -83,6 +83,22 @@ def test_train_command_writes_every_output(tmp_path):
         main([*TINY, "--steps", "160", "--out", str(out)])
 
 
+def test_tensorboard_scalars_are_written_against_env_steps(tmp_path, fake_env):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "tb_run"
+    main([*TINY, "--steps", "160", "--out", str(out)])
+    events = EventAccumulator(str(out / "tb"))
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    assert [e.step for e in events.Scalars("eval/mean_return")] == [0, 80, 160]  # = eval.csv env_step
+    agent_steps = events.Scalars("time/agent_steps")
+    assert agent_steps and all(e.step == 8 * e.value for e in agent_steps)  # action repeat 8
+    train_steps = [e.step for e in events.Scalars("train/critic_loss")]
+    assert train_steps and all(step % 8 == 0 and 40 < step <= 160 for step in train_steps)  # from agent step 6
+    assert max(e.step for tag in scalars for e in events.Scalars(tag)) == 160
+
+
 def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path, fake_env):
     full, split = tmp_path / "full", tmp_path / "split"
     main([*TINY, "--steps", "320", "--save-replay", "--out", str(full)])

@@ -1,4 +1,4 @@
-"""Pixel SAC as a stable-baselines3 off-policy algorithm; the base of CURL, RAD and DrQ.
+"""Pixel SAC as a stable-baselines3 off-policy algorithm; the base of CURL, RAD, DrQ and SAC-AE.
 
 One gradient step (:meth:`PixelSAC.train`), following the CURL code's order (curl_sac.py update()):
 
@@ -16,6 +16,18 @@ One gradient step (:meth:`PixelSAC.train`), following the CURL code's order (cur
    (``encoder_tau``) into the critic target, then ``aux.after_target_update()``;
 5. the auxiliary objective (if any) takes one step of its own optimizer on the same views.
 
+Cadence: "every n steps" counts gradient steps over the whole run (``_n_updates``, 0 at the first
+update), not the loop index of one ``train()`` call: SB3's ``learn`` calls ``train(1, batch)`` once per
+agent step, so with the defaults the actor, the temperature and the target move at gradient steps
+0, 2, 4, ... (the CURL code: ``step % actor_update_freq == 0`` with the agent step, which is even at the
+first update, ``init_steps`` = 1000).
+
+Augmentation randomness comes from ``aug_generator``, a ``torch.Generator`` on the training device
+seeded from its own stream, child 0 of ``numpy.random.SeedSequence(seed)`` (:func:`augmentation_seed`),
+so crops are independent of the global torch RNG that SB3 seeds with ``seed``. ``save()`` stores the
+generator's state and ``load()`` restores it, so a loaded model continues the crop stream it was
+saved in (on the same device type; loaded on another device type it is re-seeded, with a warning).
+
 A non-finite loss raises ``RuntimeError`` naming the loss and the gradient step, before the
 optimizer step that would spread it.
 
@@ -26,8 +38,12 @@ the paper's budgets are ENV steps (agent steps x action repeat). ``python -m cur
 
 from __future__ import annotations
 
+import io
 import math
+import pathlib
+import warnings
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -59,18 +75,30 @@ class TrainViews:
     next_obs: list[torch.Tensor]
 
 
-class PixelSAC(OffPolicyAlgorithm):
-    """SAC from pixels with the SAC-AE/CURL encoder convention; no augmentation.
+def augmentation_seed(seed: int | None) -> int:
+    """Seed of the augmentation generator: the first 64-bit word of ``SeedSequence(seed)``'s child 0
+    (``SeedSequence(seed).spawn(1)[0]``, i.e. ``SeedSequence(seed, spawn_key=(0,))``) shifted right by
+    one bit (``torch.Generator.manual_seed`` takes 63 bits). ``seed=None`` draws fresh OS entropy."""
+    child = np.random.SeedSequence(seed).spawn(1)[0]
+    return int(child.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
-    Acting and training both see the center crop of the rendered observation (``image_size``), so
-    the network always gets the same input size; render at ``image_size`` for no crop at all.
+
+class PixelSAC(OffPolicyAlgorithm):
+    """SAC from pixels with the SAC-AE/CURL encoder convention; no augmentation (the pixel SAC baseline).
+
+    Render at the network input size (``image_size``, 84): the baseline of the CURL and SAC-AE tables
+    renders 84x84 directly and trains on it unaugmented. A larger render is accepted and center-cropped
+    to ``image_size`` for acting and training alike, which shows the network a zoomed view: not the
+    baseline. ``python -m curl_agents.train --algo pixel_sac`` renders at ``image_size``
+    (``render_margin`` 0).
 
     Defaults are the CURL paper's (Srinivas et al. 2020, appendix table; official ``train.py``):
 
     Args:
         policy: ``"CnnPolicy"`` (= :class:`~curl_agents.policies.CurlSACPolicy`) or the class.
         env: env or id; observations ``Box(0, 255, (3k, H, W), uint8)``, actions ``Box``.
-        learning_rate: actor, critic (and encoder) lr, 1e-3 (2e-4 for cheetah via the presets).
+        learning_rate: actor, critic (and encoder) lr, 1e-3 (the CURL appendix's 2e-4 for cheetah-run
+            is ``task_learning_rates``, applied by the train command).
         buffer_size: replay capacity in transitions (agent steps), 100_000.
         learning_starts: random-action agent steps before the first update, 1000.
         batch_size: 512, the author's statement for the final paper runs (CURL issue #15); the
@@ -89,7 +117,15 @@ class PixelSAC(OffPolicyAlgorithm):
         aux_lr, aux_weight: the objective's Adam lr (CURL encoder lr 1e-3) and loss weight.
         replay_buffer_class / replay_buffer_kwargs: default
             :class:`curl_agents.replay.FrameReplayBuffer` (each frame stored once, sampled on the device).
-        policy_kwargs: forwarded to the policy (``feature_dim``, ``hidden_dim``, ...).
+        policy_kwargs: forwarded to the policy (``feature_dim``, ``hidden_dim``, ...); entries missing
+            there take ``policy_defaults``, then :class:`~curl_agents.policies.CurlSACPolicy`'s defaults.
+
+    Class attributes (read by ``python -m curl_agents.train`` and ``curl_agents.defaults_table``):
+        default_aux: the objective ``aux=None`` selects.
+        default_aux_kwargs: options of the objective set by this algorithm (``aux_kwargs`` entries win).
+        policy_defaults: policy settings this algorithm changes from the policy's (CURL) defaults.
+        task_learning_rates: ``learning_rate`` per task id where the paper used another one.
+        render_margin: rendered side minus ``image_size`` (0: no crop; CURL/RAD: 16, render 100 for 84).
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"CnnPolicy": CnnPolicy, "CurlSACPolicy": CurlSACPolicy}
@@ -98,6 +134,11 @@ class PixelSAC(OffPolicyAlgorithm):
     critic: CurlCritic
     critic_target: CurlCritic
     default_aux: ClassVar[str] = "none"
+    policy_defaults: ClassVar[Mapping[str, Any]] = {}
+    # CURL appendix table: lr 2e-4 for cheetah-run, 1e-3 (``learning_rate``) otherwise
+    task_learning_rates: ClassVar[Mapping[str, float]] = {"cheetah-run": 2e-4}
+    render_margin: ClassVar[int] = 0  # pixel SAC baseline (CURL / SAC-AE tables): 84x84 renders, no crop
+    default_aux_kwargs: ClassVar[Mapping[str, Any]] = {}  # options of default_aux this algorithm sets
 
     def __init__(
         self,
@@ -140,7 +181,7 @@ class PixelSAC(OffPolicyAlgorithm):
         for name, value in (("tau", tau), ("encoder_tau", encoder_tau)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
-        policy_kwargs = dict(policy_kwargs or {})
+        policy_kwargs = {**self.policy_defaults, **(policy_kwargs or {})}
         if policy_kwargs.setdefault("image_size", image_size) != image_size:
             raise ValueError(f"policy_kwargs image_size {policy_kwargs['image_size']} != image_size {image_size}")
         super().__init__(
@@ -176,7 +217,8 @@ class PixelSAC(OffPolicyAlgorithm):
         self.target_update_interval = target_update_interval
         self.image_size = image_size
         self.aux = self.default_aux if aux is None else aux
-        self.aux_kwargs = dict(aux_kwargs or {})
+        base_aux_kwargs = self.default_aux_kwargs if self.aux == self.default_aux else {}
+        self.aux_kwargs = {**base_aux_kwargs, **(aux_kwargs or {})}
         self.aux_lr = aux_lr
         self.aux_weight = aux_weight
         self.aux_objective: torch.nn.Module | None = None
@@ -197,10 +239,21 @@ class PixelSAC(OffPolicyAlgorithm):
         self.log_alpha = torch.tensor([math.log(self.init_temperature)], device=self.device, requires_grad=True)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=self.alpha_lr, betas=self.alpha_betas)
         self.aug_generator = torch.Generator(device=self.device)
-        # seeded from `seed`, else from the global torch RNG (which set_random_seed has seeded when given)
-        aug_seed = self.seed if self.seed is not None else int(torch.randint(0, 2**62, ()).item())
-        self.aug_generator.manual_seed(int(aug_seed))
+        self.aug_generator.manual_seed(augmentation_seed(self.seed))
+        saved = self.__dict__.pop("_saved_aug_generator_state", None)  # put there by load()
+        if saved is not None:
+            self._restore_aug_generator(saved)
         self.aux_objective = self._make_aux_objective()
+
+    def _restore_aug_generator(self, saved: dict[str, Any]) -> None:
+        if saved["device_type"] != self.aug_generator.device.type:
+            warnings.warn(
+                f"the augmentation generator was saved on {saved['device_type']} and cannot continue on "
+                f"{self.aug_generator.device.type}; it is re-seeded, so the crop stream differs from the saved run",
+                stacklevel=3,
+            )
+            return
+        self.aug_generator.set_state(torch.from_numpy(np.array(saved["state"], dtype=np.uint8)))
 
     def _make_aux_objective(self) -> torch.nn.Module | None:
         from curl_agents.aux import make_aux_objective
@@ -304,8 +357,10 @@ class PixelSAC(OffPolicyAlgorithm):
         try:
             logs = self.aux_objective.update(batch)
         except FloatingPointError as err:
-            raise RuntimeError(f"non-finite aux/{self.aux} loss at gradient step {self._n_updates} "
-                               f"(agent step {self.num_timesteps}): {err}") from err
+            raise RuntimeError(
+                f"non-finite aux/{self.aux} loss at gradient step {self._n_updates} "
+                f"(agent step {self.num_timesteps}): {err}"
+            ) from err
         return logs
 
     # ------------------------------------------------------------------------------------------ train
@@ -314,33 +369,67 @@ class PixelSAC(OffPolicyAlgorithm):
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])  # SB3 lr schedule, if any
         logs: dict[str, list[float]] = defaultdict(list)
         for _ in range(gradient_steps):
-            step = self._n_updates
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            views = self.make_views(data.observations, data.next_observations)
-            logs["critic_loss"].append(self._update_critic(views, data))
-            if step % self.actor_update_freq == 0:
-                for key, value in self._update_actor_and_alpha(views.obs[0]).items():
-                    logs[key].append(value)
-            if step % self.target_update_interval == 0:
-                self._update_targets()
-            if self.aux_objective is not None:
-                for key, value in self._update_aux(views, data).items():
-                    logs[key.replace("/", "_")].append(value)
-            self._n_updates += 1
+            step = self._cadence_step()
+            self._gradient_step(
+                batch_size,
+                logs,
+                update_actor=step % self.actor_update_freq == 0,
+                update_target=step % self.target_update_interval == 0,
+            )
+        self._record_train_logs(logs)
+
+    def _cadence_step(self) -> int:
+        """The index the update cadences are taken modulo: gradient steps so far, over the whole run."""
+        return self._n_updates
+
+    def _gradient_step(
+        self, batch_size: int, logs: dict[str, list[float]], update_actor: bool, update_target: bool
+    ) -> None:
+        """One gradient step (critic; actor and temperature; target EMA; aux), appending to ``logs``."""
+        data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+        views = self.make_views(data.observations, data.next_observations)
+        logs["critic_loss"].append(self._update_critic(views, data))
+        if update_actor:
+            for key, value in self._update_actor_and_alpha(views.obs[0]).items():
+                logs[key].append(value)
+        if update_target:
+            self._update_targets()
+        if self.aux_objective is not None:
+            for key, value in self._update_aux(views, data).items():
+                logs[key.replace("/", "_")].append(value)
+        self._n_updates += 1
+
+    def _record_train_logs(self, logs: dict[str, list[float]]) -> None:
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", float(self.alpha.item()))
         for key, values in logs.items():
             self.logger.record(f"train/{key}", float(np.mean(values)))
 
     # ------------------------------------------------------------------------------------------ save/load
+    def save(
+        self,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> None:
+        """SB3's ``save`` plus the augmentation generator's state (restored by ``load``)."""
+        state = self.aug_generator.get_state().numpy().copy()
+        self._saved_aug_generator_state = {"device_type": self.aug_generator.device.type, "state": state}
+        try:
+            super().save(path, exclude=exclude, include=include)
+        finally:
+            del self._saved_aug_generator_state
+
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "actor", "critic", "critic_target", "aux_objective",
-                "aug_generator"]
+        return [*super()._excluded_save_params(), "actor", "critic", "critic_target", "aux_objective", "aug_generator"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer", "alpha_optimizer"]
         if self.aux_objective is not None:
-            state_dicts += ["aux_objective", *(f"aux_objective.{name}" for name in self.aux_objective.optimizer_names())]
+            state_dicts += [
+                "aux_objective",
+                *(f"aux_objective.{name}" for name in self.aux_objective.optimizer_names()),
+            ]
         return state_dicts, ["log_alpha"]
 
 

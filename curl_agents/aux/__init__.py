@@ -13,11 +13,15 @@ critic-target encoders, owns its heads and one optimizer, and is stepped by ``up
 | ``spr`` | 2 - 2cos of a one-step latent prediction | target enc.(next_obs) | Schwarzer et al. 2021 |
 | ``moco`` | cosine InfoNCE (tau 0.2), 4096-key FIFO queue | target enc. + EMA projector | He et al. 2020; Chen et al. 2020 |
 | ``atc`` | bilinear InfoNCE, residual anchor MLP | target enc.(next_obs) | Stooke et al. 2021 |
-| ``reconstruction`` | pixel MSE + 1e-6 latent L2, decoder wd 1e-7 | obs itself | Yarats et al. 2019 (SAC-AE) |
+| ``reconstruction`` | SAC-AE's AE loss: pixel MSE to a 5-bit target + 1e-6 latent L2, decoder wd 1e-7 | obs itself | Yarats et al. 2019 |
 | ``inverse_dynamics`` | MSE of the action from (z_t, z_t+1) | online enc.(next_obs) | Pathak et al. 2017; PAD |
 | ``forward_dynamics`` | MSE of z_t+1 and of the reward from (z_t, a_t) | target enc.(next_obs) | Li et al. 2022 |
 | ``rotation`` | 4-way rot90 cross-entropy | rot90(obs) | Gidaris et al. 2018 |
 | ``ssl_method`` | any image-only method of ``ssl_shared.methods`` by name | the method's own views | see the method |
+
+The objectives run on the host algorithm's views: ``CURL(aux="reconstruction")`` is "RAD + AE loss"
+(random crops, CURL's encoder), not SAC-AE; SAC-AE itself (no augmentation, tanh encoder, its
+cadence) is the algorithm ``SacAE`` (``--algo sac_ae``).
 
 Adding an objective: write ``curl_agents/aux/<name>.py`` with a subclass of :class:`AuxObjective`
 (formula and citation in the docstring, knobs as keyword arguments with defaults, heads built in
@@ -68,9 +72,7 @@ def aux_objective_options(name: str) -> dict[str, Any]:
     if cls is None:
         return {}
     signature = inspect.signature(cls.__init__)
-    return {
-        p.name: p.default for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
+    return {p.name: p.default for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 def make_aux_objective(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from curl_agents.policies import init_weights
+
 
 class PixelDecoder(nn.Module):
     """Maps a feature vector back to an image of the encoder's input shape:
@@ -15,11 +17,18 @@ class PixelDecoder(nn.Module):
 
     where ``(F, h', w')`` is the encoder's conv output and ``L`` its number of conv layers; the
     last layer's ``output_padding`` (0 or 1) restores the exact input height and width lost by the
-    stride-2 convolution's floor. The output is linear (no squashing), as in SAC-AE.
+    stride-2 convolution's floor. The output is linear (no squashing), as in SAC-AE. Initialised as
+    SAC-AE initialises its decoder (``sac_ae.py``: ``decoder.apply(weight_init)``): orthogonal linear
+    layer, delta-orthogonal transposed convolutions, zero biases.
     """
 
-    def __init__(self, obs_shape: tuple[int, int, int], conv_output_shape: tuple[int, int, int],
-                 num_layers: int, feature_dim: int) -> None:
+    def __init__(
+        self,
+        obs_shape: tuple[int, int, int],
+        conv_output_shape: tuple[int, int, int],
+        num_layers: int,
+        feature_dim: int,
+    ) -> None:
         super().__init__()
         channels, height, width = obs_shape
         filters, h, w = conv_output_shape
@@ -37,6 +46,7 @@ class PixelDecoder(nn.Module):
                 "(expected a 3x3 stride-2 conv followed by 3x3 stride-1 convs, no padding)"
             )
         self.last = nn.ConvTranspose2d(filters, channels, 3, stride=2, output_padding=(pad_h, pad_w))
+        self.apply(init_weights)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.fc(z)).view(z.shape[0], *self.conv_output_shape)
