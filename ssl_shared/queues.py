@@ -46,7 +46,13 @@ class MemoryBank(nn.Module):
         m_i <- normalize(momentum * m_i + (1 - momentum) * f_i)
 
     ``get(idx)`` reads rows, ``update(idx, feats)`` applies the rule above, ``sample(n)`` draws ``n``
-    random rows (negatives), optionally with a generator.
+    random rows (negatives).
+
+    ``sample`` draws from a generator the bank owns (unless one is passed), seeded at construction from
+    ``generator`` or the global torch RNG. Processes that build the bank after the same seeding therefore
+    draw the same rows at every step: a data-parallel run shares one set of negatives per global batch,
+    as one process does. Its state is part of ``state_dict`` (``_extra_state``), so a resumed run draws
+    what an uninterrupted one would.
     """
 
     def __init__(
@@ -60,6 +66,8 @@ class MemoryBank(nn.Module):
         self.momentum = momentum
         init = F.normalize(torch.randn(num_samples, dim, generator=generator), dim=1)
         self.register_buffer("bank", init)
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        self.noise_generator = torch.Generator().manual_seed(seed)
 
     def _check_idx(self, idx: torch.Tensor) -> torch.Tensor:
         idx = torch.as_tensor(idx, device=self.bank.device).long()
@@ -81,6 +89,13 @@ class MemoryBank(nn.Module):
         self.bank[idx] = F.normalize(mixed, dim=1)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        device = generator.device if generator is not None else self.bank.device
-        idx = torch.randint(0, self.bank.shape[0], (n,), generator=generator, device=device)
+        """``n`` rows drawn uniformly with replacement, from ``generator`` or else the bank's own."""
+        generator = self.noise_generator if generator is None else generator
+        idx = torch.randint(0, self.bank.shape[0], (n,), generator=generator, device=generator.device)
         return self.bank[idx.to(self.bank.device)]
+
+    def get_extra_state(self) -> dict:
+        return {"noise_generator": self.noise_generator.get_state()}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.noise_generator.set_state(state["noise_generator"])

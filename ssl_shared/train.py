@@ -6,9 +6,11 @@ The loop is method-agnostic: a method (``ssl_shared.methods``) turns a batch int
 
 - device auto-selection; bf16 autocast and channels-last on CUDA; optional ``torch.compile`` of the backbone;
 - multi-GPU / multi-node through ``torchrun`` (``torch.distributed``; gradients averaged across processes,
-  BatchNorm synchronised on CUDA, each process reads its own shard of the data);
+  BatchNorm synchronised on CUDA, each process reads its own shard of the data and draws its own
+  augmentations; methods keep their queues and memory banks identical on every process);
 - AdamW or SGD, linear warm-up then cosine learning-rate decay;
-- TensorBoard and CSV logs, a tqdm progress bar, atomic checkpoints and ``--resume``;
+- TensorBoard and CSV logs, a tqdm progress bar, atomic checkpoints (with every process's RNG state) and
+  ``--resume``;
 - deterministic seeding (Python, NumPy, torch, the data order);
 - a linear probe (and k-NN for class labels) of the frozen encoder at the end, written to ``probe.json``.
 
@@ -156,34 +158,68 @@ def validate(config: TrainerConfig, method, sample: dict) -> None:
 # ----------------------------------------------------------------------------------------- checkpoints
 
 
-def save_checkpoint(path: Path, method: nn.Module, optimizer: torch.optim.Optimizer, step: int, config) -> None:
-    """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
+def rng_state() -> dict:
+    """This process's random number generator states (Python, NumPy, torch CPU and CUDA)."""
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def rng_states_of_all_processes(world: int) -> list[dict]:
+    """``[rng_state() of rank 0, rank 1, ...]``; a collective when ``world > 1`` (every process calls it)."""
+    if world == 1:
+        return [rng_state()]
+    states: list = [None] * world
+    torch.distributed.all_gather_object(states, rng_state())
+    return states
+
+
+def save_checkpoint(
+    path: Path, method: nn.Module, optimizer: torch.optim.Optimizer, step: int, config, rng_states: list[dict]
+) -> None:
+    """Write atomically: a crash mid-write leaves the previous checkpoint intact.
+
+    ``rng_states`` holds one entry per process (:func:`rng_states_of_all_processes`): every process draws
+    its own augmentations, so each resumes from its own generators. Model, optimiser, queues and memory
+    banks are the same on every process and are saved once. (On CPU, where BatchNorm is not synchronised,
+    each process keeps its own running statistics; they are only read in eval mode, and rank 0's are saved.)
+    """
     state = {
         "step": step,
         "method": method.state_dict(),
         "optimizer": optimizer.state_dict(),
         "config": asdict(config),
-        "rng": {
-            "python": random.getstate(),
-            "numpy": np.random.get_state(),
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        },
+        "rng": rng_states,
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, method: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+def load_checkpoint(
+    path: Path, method: nn.Module, optimizer: torch.optim.Optimizer, rank: int = 0, world: int = 1
+) -> int:
+    """Restore the state saved by :func:`save_checkpoint` (this process's own generators); returns the step."""
     state = torch.load(path, map_location="cpu", weights_only=False)
+    if len(state["rng"]) != world:
+        raise ValueError(
+            f"checkpoint {path} was written by {len(state['rng'])} processes, this run has {world}; "
+            "resume with the same number of processes"
+        )
     method.load_state_dict(state["method"])
     optimizer.load_state_dict(state["optimizer"])
-    random.setstate(state["rng"]["python"])
-    np.random.set_state(state["rng"]["numpy"])
-    torch.set_rng_state(state["rng"]["torch"])
-    if state["rng"]["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    set_rng_state(state["rng"][rank])
     return int(state["step"])
 
 
@@ -195,14 +231,21 @@ def _batches(dataset: Dataset, config: TrainerConfig, rank: int, world: int, sta
     steps_per_epoch = max(1, len(dataset) // (config.batch_size * world))
     epoch, skip = divmod(start_step, steps_per_epoch)
     while True:
+        # The loader's own generator also seeds its workers: iterating it leaves the global RNG (the
+        # augmentations) untouched, so a resumed run draws what an uninterrupted one does.
+        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         if world > 1:
             sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=config.seed, drop_last=True)
             sampler.set_epoch(epoch)
             loader = DataLoader(
-                dataset, config.batch_size, sampler=sampler, drop_last=True, num_workers=config.num_workers
+                dataset,
+                config.batch_size,
+                sampler=sampler,
+                drop_last=True,
+                generator=gen,
+                num_workers=config.num_workers,
             )
         else:
-            gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
             loader = DataLoader(
                 dataset, config.batch_size, shuffle=True, drop_last=True, generator=gen, num_workers=config.num_workers
             )
@@ -224,17 +267,33 @@ def _to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
     return out
 
 
-def _all_reduce_grads(params: list[nn.Parameter], world: int) -> None:
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
+def all_reduce_gradients(params: list[nn.Parameter], world: int) -> None:
+    """Average the gradients of ``params`` over the ``world`` processes.
+
+    Every process all-reduces one flat buffer holding every parameter (zeros where its gradient is
+    ``None``) and one presence flag per parameter, so all processes run the same collective whatever
+    their batch touched. A parameter with a gradient on some process gets the average (missing ones
+    count as zero); one without a gradient anywhere keeps ``None``, so the optimiser skips it as it
+    would in one process.
+    """
+    if not params:
         return
-    flat = torch.cat([g.flatten() for g in grads])
+    present = [p.grad is not None for p in params]
+    reference = params[0]
+    flags = torch.tensor(present, dtype=reference.dtype, device=reference.device)
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params] + [flags])
     torch.distributed.all_reduce(flat)
-    flat /= world
+    anywhere = (flat[-len(params) :] > 0).tolist()
     offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
+    for p, used in zip(params, anywhere):
+        mean = flat[offset : offset + p.numel()].view_as(p) / world
+        offset += p.numel()
+        if not used:
+            continue
+        if p.grad is None:
+            p.grad = mean.clone()
+        else:
+            p.grad.copy_(mean)
 
 
 # ----------------------------------------------------------------------------------------- probe
@@ -272,6 +331,7 @@ def train_method(config: TrainerConfig) -> tuple[nn.Module, dict]:
     device = get_device(config.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)  # object collectives (the per-process RNG states) use the current device
     on_cuda = device.type == "cuda"
     bf16 = on_cuda if config.bf16 is None else config.bf16
     channels_last = on_cuda if config.channels_last is None else config.channels_last
@@ -301,7 +361,7 @@ def train_method(config: TrainerConfig) -> tuple[nn.Module, dict]:
     ckpt_path = out / "checkpoint.pt"
     start = 0
     if config.resume and ckpt_path.exists():
-        start = load_checkpoint(ckpt_path, method, optimizer)
+        start = load_checkpoint(ckpt_path, method, optimizer, rank, world)
     if rank == 0:
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
 
@@ -330,7 +390,7 @@ def train_method(config: TrainerConfig) -> tuple[nn.Module, dict]:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if world > 1:
-                _all_reduce_grads(params, world)
+                all_reduce_gradients(params, world)
             optimizer.step()
             method.after_optimizer_step(step, config.steps)
             logs = {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], **logs}
@@ -344,14 +404,17 @@ def train_method(config: TrainerConfig) -> tuple[nn.Module, dict]:
                     if csv_file.tell() == 0:
                         csv_writer.writeheader()
                 csv_writer.writerow({"step": step, "time_s": round(time.time() - t0, 3), **logs})
-            if rank == 0 and (step + 1) % config.checkpoint_every == 0:
-                save_checkpoint(ckpt_path, method, optimizer, step + 1, config)
+            if (step + 1) % config.checkpoint_every == 0:
+                rng_states = rng_states_of_all_processes(world)
+                if rank == 0:
+                    save_checkpoint(ckpt_path, method, optimizer, step + 1, config, rng_states)
     finally:
         bar.close()
         if csv_file is not None:
             csv_file.close()
+    rng_states = rng_states_of_all_processes(world)
     if rank == 0:
-        save_checkpoint(ckpt_path, method, optimizer, end, config)
+        save_checkpoint(ckpt_path, method, optimizer, end, config, rng_states)
     if end < config.steps:
         return method, logs
     if rank == 0:

@@ -9,6 +9,9 @@ ranks' local batches in rank order. Each rank's loss is the mean over its *local
   of those inputs (DistributedDataParallel then averages parameter gradients over ranks, which gives the
   full-batch gradient); a parameter shared by all ranks (the bilinear ``W``) gets the full-batch
   gradient as the average of the rank gradients.
+
+``global_masked_mean`` (a mean over the selected entries of all ranks, which may select different numbers
+of entries or none) obeys the same two rules.
 """
 
 from __future__ import annotations
@@ -41,20 +44,29 @@ def _inputs() -> dict[str, torch.Tensor]:
         "emb": randn(FULL, 4),
         # every positive of a rank-0 anchor lives on rank 1 and vice versa
         "labels": torch.tensor([0, 1, 2, 3, 0, 1, 2, 3]),
+        "values": randn(FULL),
+        # rank 0 selects three values, rank 1 none: a local mean would weight the ranks wrongly
+        "mask": torch.tensor([True, False, True, True, False, False, False, False]),
     }
 
 
 def _losses(t: dict[str, torch.Tensor], gather: bool) -> dict[str, torch.Tensor]:
     """Forward + backward of each loss; returns the loss values and the input gradients."""
-    leaves = {name: t[name].clone().requires_grad_(True) for name in ("z_a", "z_b", "q", "k", "w", "emb")}
+    leaves = {name: t[name].clone().requires_grad_(True) for name in ("z_a", "z_b", "q", "k", "w", "emb", "values")}
     out: dict[str, torch.Tensor] = {}
     losses = {
         "nt_xent": L.nt_xent_loss(leaves["z_a"], leaves["z_b"], 0.5, gather_distributed=gather),
         "info_nce": L.info_nce_loss(
-            leaves["q"], leaves["k"], critic="bilinear", temperature=0.8, weight=leaves["w"],
+            leaves["q"],
+            leaves["k"],
+            critic="bilinear",
+            temperature=0.8,
+            weight=leaves["w"],
             gather_distributed=gather,
         ),
         "supcon": L.supcon_loss(leaves["emb"], t["labels"], 0.3, gather_distributed=gather),
+        # always global when distributed: the mean over the selected values of all ranks
+        "masked_mean": L.distributed.global_masked_mean(leaves["values"] ** 2, t["mask"]),
     }
     for name, loss in losses.items():
         loss.backward()
@@ -93,14 +105,14 @@ def test_gathered_losses_match_single_process_full_batch(tmp_path: Path) -> None
         _losses({k: (v if k == "w" else v[r * n : (r + 1) * n]) for k, v in _inputs().items()}, gather=False)
         for r in range(WORLD)
     ]
-    for name in ("nt_xent", "info_nce", "supcon"):
+    for name in ("nt_xent", "info_nce", "supcon", "masked_mean"):
         rank_mean = sum(r[name] for r in ranks) / WORLD
         torch.testing.assert_close(rank_mean, full[name], msg=name)
         # without the gather the ranks see only local negatives and the average differs
         local_mean = sum(r[name] for r in local_only) / WORLD
         assert not torch.allclose(local_mean, full[name]), name
 
-    for name in ("z_a", "z_b", "q", "k", "emb"):
+    for name in ("z_a", "z_b", "q", "k", "emb", "values"):
         for r, result in enumerate(ranks):
             expected = WORLD * full[f"grad_{name}"][r * n : (r + 1) * n]
             torch.testing.assert_close(result[f"grad_{name}"], expected, msg=f"{name} rank {r}")

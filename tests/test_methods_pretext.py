@@ -402,14 +402,53 @@ def test_nce_normaliser_is_fixed_from_the_first_noise_batch():
     torch.testing.assert_close(normaliser(torch.tensor([1.0])), torch.tensor([1.0 - math.log(300.0)]))
 
 
-def test_pirl_bank_update_and_loss_weights():
-    method = build_method("pirl", TwoLayerConv(), 6, num_samples=20, num_negatives=8, loss_weight=0.25)
+def test_pirl_loss_is_the_nce_of_the_puzzle_and_the_image_against_the_bank(monkeypatch):
+    """PIRL's loss from the formula, written out here: tiles cut by slicing, shuffled by a fixed
+    permutation and normalised; h(m, u) = e / (e + N / |D|) with e = exp(s(m, u) / tau) / Z and Z fixed from
+    the puzzle's noise scores; L = lambda L_NCE(g) + (1 - lambda) L_NCE(f); then the EMA bank update."""
+    import ssl_shared.methods.pirl as pirl_module
+
+    perm = [2, 0, 1, 5, 3, 4, 8, 6, 7]
+    monkeypatch.setattr(pirl_module, "augment_view", lambda x, config, generator=None: x)
+    monkeypatch.setattr(
+        pirl_module, "random_permutations", lambda b, n, device=None, generator=None: torch.tensor(perm).expand(b, n)
+    )
+    num_samples, num_negatives, weight, tau = 20, 8, 0.25, 0.07
+    method = build_method(
+        "pirl", TwoLayerConv(), 6, num_samples=num_samples, num_negatives=num_negatives, loss_weight=weight,
+        tile_fraction=1.0,
+    )  # fmt: skip
+    negative_rows = torch.tensor([1, 3, 3, 7, 11, 12, 15, 19])
     before = method.bank.bank.clone()
+    monkeypatch.setattr(method.bank, "sample", lambda n, generator=None: before[negative_rows])
+    x = torch.rand(2, 3, 9, 9, generator=gen())
     index = torch.tensor([0, 5])
-    torch.manual_seed(0)
-    loss, logs = method.training_step({"image": torch.rand(2, 3, 9, 9, generator=gen()), "index": index})
-    assert loss.item() == pytest.approx(0.25 * logs["nce_puzzle"] + 0.75 * logs["nce_image"], rel=1e-5)
-    f = method._pending[1]
+    loss, _ = method.training_step({"image": x, "index": index})
+
+    with torch.no_grad():
+        f = F.normalize(method.image_head(method.backbone(x)), dim=1)
+        tiles = [x[:, :, 3 * r : 3 * r + 3, 3 * c : 3 * c + 3] for r in range(3) for c in range(3)]
+        shuffled = [tiles[k] for k in perm]
+        normalised = [
+            (t - t.mean(dim=(1, 2, 3), keepdim=True)) / (t.std(dim=(1, 2, 3), unbiased=False, keepdim=True) + 1e-5)
+            for t in shuffled
+        ]
+        codes = torch.cat([method.tile_head(method.backbone(t)) for t in normalised], dim=1)
+        g = F.normalize(method.puzzle_head(codes), dim=1)
+        memory, negatives = before[index], before[negative_rows]
+        noise_scores = (g @ negatives.T / tau).flatten()
+        log_z = math.log(num_samples) + (torch.logsumexp(noise_scores, 0) - math.log(noise_scores.numel()))
+
+        def h(a: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+            e = torch.exp(u @ a.T / tau - log_z)
+            return e / (e + num_negatives / num_samples)
+
+        def l_nce(u: torch.Tensor) -> torch.Tensor:
+            positive = torch.diagonal(h(memory, u))
+            return (-torch.log(positive) - torch.log(1 - h(negatives, u)).sum(dim=1)).mean()
+
+        expected = weight * l_nce(g) + (1 - weight) * l_nce(f)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     method.after_optimizer_step(0, 1)
     torch.testing.assert_close(method.bank.bank[index], F.normalize(0.5 * before[index] + 0.5 * f, dim=1))
 
@@ -495,6 +534,8 @@ def test_exemplar_surrogate_labels_are_the_seed_indices():
 def test_supcon_unlabelled_samples_get_their_own_label():
     labels = labels_with_unique_unlabelled(torch.tensor([2, -1, 2, -1]))
     assert labels.tolist() == [2, -2, 2, -4]
+    # the second process of a global batch of 8: positions 4..7, so no placeholder repeats the first's
+    assert labels_with_unique_unlabelled(torch.tensor([2, -1, 2, -1]), offset=4).tolist() == [2, -6, 2, -8]
 
 
 def test_s4l_adds_cross_entropy_on_labelled_samples_only():
@@ -508,3 +549,76 @@ def test_s4l_adds_cross_entropy_on_labelled_samples_only():
     assert loss.item() == pytest.approx(sup.item() + 0.5 * logs["pretext/loss"], rel=1e-5)
     _, logs = method.training_step({"image": x, "label": torch.full((4,), -1)})
     assert logs["supervised"] == 0.0
+
+
+# --- the views the contrastive methods draw ----------------------------------------------------------
+def _drawn_view_params(name: str, monkeypatch, **options) -> list[dict[str, torch.Tensor]]:
+    """One training step of ``name`` on 400 images; the augmentation parameters of every view it drew."""
+    from ssl_shared.methods import views
+
+    drawn: list[dict[str, torch.Tensor]] = []
+    real_pipeline = views.view_pipeline
+
+    def recording_pipeline(config, height, width, channels):
+        pipeline = real_pipeline(config, height, width, channels)
+
+        def run(x, generator=None):
+            out, params = pipeline(x, generator=generator, return_params=True)
+            drawn.append(params)
+            return out
+
+        return run
+
+    monkeypatch.setattr(views, "view_pipeline", recording_pipeline)
+    method = build_method(name, TwoLayerConv(), 6, **options)
+    torch.manual_seed(0)
+    method.training_step({"image": torch.rand(400, 3, 40, 40, generator=gen())})
+    assert len(drawn) == 2  # two views
+    return drawn
+
+
+def _param(params: dict[str, torch.Tensor], name: str) -> tuple[str, torch.Tensor]:
+    """The op position and value of the parameter ``name`` (keys are ``"<position>.<name>"``)."""
+    keys = [k for k in params if k.split(".", 1)[1] == name]
+    assert len(keys) == 1, f"{name}: {sorted(params)}"
+    return keys[0].split(".", 1)[0], params[keys[0]]
+
+
+def _assert_fills(values: torch.Tensor, low: float, high: float) -> None:
+    """``values`` lie in [low, high] and reach both ends (800 uniform draws)."""
+    margin = 0.05 * (high - low)
+    assert low - 1e-6 <= values.min().item() <= low + margin, (values.min().item(), low)
+    assert high - margin <= values.max().item() <= high + 1e-6, (values.max().item(), high)
+
+
+def _assert_jitter(views: list[dict[str, torch.Tensor]], strengths: tuple[float, float, float, float], p: float):
+    for name, s in zip(("brightness", "contrast", "saturation"), strengths):
+        _assert_fills(torch.cat([_param(v, name)[1] for v in views]), 1 - s, 1 + s)
+    _assert_fills(torch.cat([_param(v, "hue")[1] for v in views]), -strengths[3], strengths[3])
+    position = _param(views[0], "brightness")[0]
+    applied = torch.cat([v[f"{position}.applied"] for v in views]).float().mean().item()
+    assert applied == pytest.approx(p, abs=0.05)
+
+
+def test_moco_v2_views_are_those_of_the_reference_code(monkeypatch):
+    """facebookresearch/moco main_moco.py (aug_plus): RandomResizedCrop scale (0.2, 1), ColorJitter
+    (0.4, 0.4, 0.4, 0.1) with p 0.8, grayscale p 0.2, blur p 0.5."""
+    views = _drawn_view_params("moco_v2", monkeypatch, queue_size=5, hidden_dim=8)
+    area = torch.cat([_param(v, "height")[1] * _param(v, "width")[1] for v in views]).float() / (40 * 40)
+    assert 0.18 <= area.min().item() <= 0.23  # rounding the box to pixels moves the area by a few percent
+    assert area.max().item() <= 1.0
+    _assert_jitter(views, (0.4, 0.4, 0.4, 0.1), p=0.8)
+    assert torch.cat([_param(v, "gray")[1] for v in views]).float().mean().item() == pytest.approx(0.2, abs=0.05)
+    jitter_position = _param(views[0], "brightness")[0]
+    blur = [k for k in views[0] if k.endswith(".applied") and k.split(".", 1)[0] != jitter_position]
+    assert len(blur) == 1
+    assert torch.cat([v[blur[0]] for v in views]).float().mean().item() == pytest.approx(0.5, abs=0.06)
+
+
+def test_byol_views_jitter_as_in_the_paper(monkeypatch):
+    """Grill et al. 2020, App. B: brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1, applied with
+    p 0.8; crop scale (0.08, 1)."""
+    views = _drawn_view_params("byol", monkeypatch, hidden_dim=8)
+    _assert_jitter(views, (0.4, 0.4, 0.2, 0.1), p=0.8)
+    area = torch.cat([_param(v, "height")[1] * _param(v, "width")[1] for v in views]).float() / (40 * 40)
+    assert 0.06 <= area.min().item() <= 0.1

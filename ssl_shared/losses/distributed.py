@@ -16,6 +16,10 @@ hands each process the slice that belongs to its own input. Then, when every pro
   full-batch loss, so after DistributedDataParallel averages parameter gradients over ``W`` processes
   the update is exactly the full-batch gradient.
 
+Losses that average over a *subset* of the batch whose size differs between processes (the labelled
+samples of a semi-supervised batch) cannot simply average locally; :func:`global_masked_mean` divides by
+the global count instead, so averaging over processes again gives the full-batch mean.
+
 When ``torch.distributed`` is unavailable, not initialised, or has a single process, :func:`gather` is
 the identity and the losses behave as in a single process.
 """
@@ -79,3 +83,22 @@ def gather(local: Tensor) -> Tensor:
 def local_offset(local_batch_size: int) -> int:
     """Index of this process's first sample inside the gathered batch (``rank * n``)."""
     return rank() * local_batch_size
+
+
+def global_masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """This process's share of the mean of ``values[mask]`` over the global batch (all processes).
+
+    Returns ``W * sum(values[mask]) / max(1, M)`` with ``M`` the number of selected elements on all ``W``
+    processes (an ``all_reduce``, run by every process). The average over processes of the returned
+    values, and of their gradients, is then the single-process mean over the concatenated batch, even when
+    processes select different numbers of elements (or none); with nothing selected anywhere it is 0,
+    attached to the graph. In one process it is the plain mean of ``values[mask]``.
+    """
+    if values.shape != mask.shape:
+        raise ValueError(f"values and mask must have the same shape, got {tuple(values.shape)} and {tuple(mask.shape)}")
+    total = torch.where(mask, values, torch.zeros_like(values)).sum()
+    count = mask.sum().reshape(1)
+    if is_distributed():
+        count = count.clone()
+        dist.all_reduce(count, op=dist.ReduceOp.SUM)
+    return world_size() * total / count.clamp_min(1).to(total.dtype).squeeze(0)

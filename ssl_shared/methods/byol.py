@@ -6,7 +6,8 @@
                               m = 1 - (1 - m_base)(cos(pi k / K) + 1) / 2   (m_base = 0.996)
 
 Both views use the same augmentation family here; the paper's asymmetric blur/solarisation
-probabilities are not reproduced.
+probabilities (blur 1.0 / 0.1, solarisation 0 / 0.2) are not reproduced: both views blur with p = 0.5 and
+none is solarised.
 """
 
 from __future__ import annotations
@@ -26,11 +27,17 @@ from ssl_shared.momentum import MomentumEncoder, cosine_momentum
 
 @dataclass
 class BYOLConfig:
-    # Grill et al. 2020: projector and predictor MLPs 4096 -> 256, base momentum 0.996 (cosine to 1).
+    # Grill et al. 2020 (arXiv 2006.07733): projector and predictor MLPs 4096 -> 256, base momentum 0.996
+    # (cosine to 1). Views (App. B): crop scale (0.08, 1), flip, colour jitter brightness 0.4, contrast 0.4,
+    # saturation 0.2, hue 0.1 with p 0.8, grayscale p 0.2; blur p 0.5 stands for the paper's 1.0 / 0.1.
     projection_dim: int = 256
     hidden_dim: int = 4096
     base_momentum: float = 0.996
-    views: ViewConfig = field(default_factory=lambda: ViewConfig(jitter_strength=1.0, blur_probability=0.5))
+    views: ViewConfig = field(
+        default_factory=lambda: ViewConfig(
+            jitter_strength=1.0, jitter_scales=(0.4, 0.4, 0.2, 0.1), blur_probability=0.5
+        )
+    )
 
 
 class BYOL(SSLMethod):

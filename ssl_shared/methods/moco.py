@@ -3,7 +3,7 @@ encoder and a FIFO queue of past keys as negatives.
 
     q = g_q(f_q(t(x))),   k = g_k(f_k(t'(x)))        (no gradient through the key encoder)
     L = -log exp(q.k / tau) / (exp(q.k / tau) + sum_{n in queue} exp(q.n / tau))   (cosine critic)
-    after the optimiser step:  theta_k <- m theta_k + (1 - m) theta_q;  enqueue(k)
+    after the optimiser step:  theta_k <- m theta_k + (1 - m) theta_q;  enqueue(k of all processes)
 
 v2 adds the MLP head, SimCLR-style augmentation with blur, and tau 0.2. MoCo's shuffled batch-norm
 needs several devices and is not done; on one device the keys' batch statistics are those of the key
@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ssl_shared.heads import ProjectionHead
-from ssl_shared.losses import info_nce_loss
+from ssl_shared.losses import distributed, info_nce_loss
 from ssl_shared.methods.base import SSLMethod
 from ssl_shared.methods.views import ViewConfig, augment_view
 from ssl_shared.momentum import MomentumEncoder
@@ -28,14 +28,15 @@ from ssl_shared.queues import KeyQueue
 
 @dataclass
 class MoCoConfig:
-    # Chen et al. 2020 (MoCo v2): m 0.999, K 65536, tau 0.2, 2-layer MLP head (hidden 2048) to 128-d,
-    # SimCLR augmentation plus blur.
+    # Chen et al. 2020 (MoCo v2, arXiv 2003.04297): m 0.999, K 65536, tau 0.2, 2-layer MLP head (hidden
+    # 2048) to 128-d. Views as facebookresearch/moco main_moco.py (aug_plus, commit 010242b): crop scale
+    # (0.2, 1), colour jitter (0.4, 0.4, 0.4, 0.1) with p 0.8 (strength 0.5), grayscale p 0.2, blur p 0.5.
     momentum: float = 0.999
     queue_size: int = 65536
     temperature: float = 0.2
     projection_dim: int = 128
     hidden_dim: int = 2048
-    views: ViewConfig = field(default_factory=lambda: ViewConfig(blur_probability=0.5))
+    views: ViewConfig = field(default_factory=lambda: ViewConfig(crop_scale=(0.2, 1.0), blur_probability=0.5))
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.momentum <= 1.0 or self.queue_size < 1:
@@ -76,5 +77,7 @@ class MoCo(SSLMethod):
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         self.key_net.update(self.query_net, 1.0 - self.config.momentum)
         if self._pending_keys is not None:
-            self.queue.enqueue(self._pending_keys)
+            # The keys of all processes in rank order (facebookresearch/moco, moco/builder.py,
+            # _dequeue_and_enqueue with concat_all_gather): every process holds the same queue.
+            self.queue.enqueue(distributed.gather(self._pending_keys))
             self._pending_keys = None

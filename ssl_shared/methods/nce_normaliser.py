@@ -5,6 +5,10 @@ The non-parametric model ``P(i | v) = exp(s_i / tau) / Z`` needs ``Z = sum_j exp
 whole data set. NPID estimates it once by Monte Carlo on the first batch's noise samples and keeps it:
 
     Z ~ n * mean_{noise j} exp(s_j / tau),     log P(i | v) = s_i / tau - log Z
+
+In a data-parallel run the mean runs over the noise scores of all processes (one ``all_gather`` of each
+process's ``(logsumexp, count)``), so every process fixes the same ``Z`` as one process would on the
+concatenated batch.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import math
 
 import torch
 from torch import Tensor, nn
+
+from ssl_shared.losses import distributed
 
 
 class FixedNormaliser(nn.Module):
@@ -27,11 +33,16 @@ class FixedNormaliser(nn.Module):
 
     @torch.no_grad()
     def fix(self, noise_logits: Tensor) -> None:
-        """Set ``log Z = log n + log mean exp(noise_logits)`` if it is not set yet."""
+        """Set ``log Z = log n + log mean exp(noise_logits)`` (mean over all processes) if it is not set yet.
+
+        A collective in a data-parallel run: every process calls it at the same step.
+        """
         if bool(torch.isnan(self.log_z)):
             flat = noise_logits.detach().flatten().float()
-            mean_exp = torch.logsumexp(flat, 0) - math.log(flat.numel())
-            self.log_z.fill_(float(mean_exp) + math.log(self.num_samples))
+            count = torch.tensor(float(flat.numel()), dtype=flat.dtype, device=flat.device)
+            stats = distributed.gather(torch.stack([torch.logsumexp(flat, 0), count])[None])  # (processes, 2)
+            log_mean_exp = torch.logsumexp(stats[:, 0], 0) - torch.log(stats[:, 1].sum())
+            self.log_z.fill_(float(log_mean_exp) + math.log(self.num_samples))
 
     def forward(self, logits: Tensor) -> Tensor:
         """``log P = logits - log Z`` (call :meth:`fix` first)."""

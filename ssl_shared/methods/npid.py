@@ -11,6 +11,11 @@ with ``m`` noise samples from the uniform distribution ``P_n = 1/n``:
 The NCE objective is :func:`ssl_shared.losses.nce_loss` (``nu = m``); the ``m`` bank samples are drawn
 once per batch and shared by all its images. Paper: 128-d embedding,
 tau 0.07, m 4096, bank momentum 0.5.
+
+Data-parallel runs behave as one process on the concatenated batch: the bank's own generator draws the
+same noise rows on every process, ``Z`` is estimated from the noise scores of all processes, and every
+process writes the indices and embeddings of all processes into its bank (the official code keeps one
+bank for the whole batch), so the banks stay identical.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ssl_shared.losses import nce_loss
+from ssl_shared.losses import distributed, nce_loss
 from ssl_shared.methods.base import SSLMethod
 from ssl_shared.methods.exemplar import check_indices
 from ssl_shared.methods.nce_normaliser import FixedNormaliser
@@ -80,5 +85,7 @@ class NPID(SSLMethod):
     @torch.no_grad()
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         if self._pending is not None:
-            self.bank.update(*self._pending)
+            # Every process writes the indices and embeddings of all processes: the banks stay identical.
+            index, f = self._pending
+            self.bank.update(distributed.gather(index), distributed.gather(f))
             self._pending = None

@@ -15,6 +15,10 @@ A memory bank ``m_I`` (EMA of ``f(v_I)``) supplies the positive and ``N`` negati
 is estimated once from the first batch (:mod:`.nce_normaliser`). Taken literally (``Z = 1``),
 ``exp(s / tau)`` dwarfs ``N / |D|`` and every negative would count as data. The ``N`` negatives are drawn once per batch and shared by
 all anchors (memory ``N x d`` instead of ``B x N x d``). Paper: lambda 0.5, tau 0.07, N 32000, 128-d, bank momentum 0.5.
+
+Data-parallel runs behave as one process on the concatenated batch, as for NPID (:mod:`.npid`): shared
+negatives from the bank's generator, ``Z`` from the scores of all processes, and bank updates with the
+indices and embeddings of all processes.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ssl_shared.losses import nce_loss
+from ssl_shared.losses import distributed, nce_loss
 from ssl_shared.methods.base import SSLMethod, check_image_shape
 from ssl_shared.methods.exemplar import check_indices
 from ssl_shared.methods.jigsaw import shuffle_tiles, tile_size
@@ -118,5 +122,7 @@ class PIRL(SSLMethod):
     @torch.no_grad()
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         if self._pending is not None:
-            self.bank.update(*self._pending)
+            # Every process writes the indices and embeddings of all processes: the banks stay identical.
+            index, f = self._pending
+            self.bank.update(distributed.gather(index), distributed.gather(f))
             self._pending = None

@@ -7,6 +7,13 @@ trained on the labelled part of the batch (``label != -1``):
     L_sup = -1/|labelled| sum_{i labelled} log softmax(W f(x_i))_{y_i}     (0 if no sample is labelled)
 
 The paper's S4L-Rotation uses the rotation pretext; ``w`` was tuned per setup (1.0 here).
+
+The classifier runs on every image of the batch and the unlabelled rows are masked out of ``L_sup``, so
+each step has the same shapes whatever the labels (every process of a data-parallel run runs the same
+forward, which SyncBatchNorm needs); batch-norm statistics of that pass are those of the whole batch.
+``|labelled|`` counts the labelled samples of all processes
+(:func:`ssl_shared.losses.distributed.global_masked_mean`), so averaging over processes gives the
+single-process ``L_sup`` of the concatenated batch even when processes hold different numbers of labels.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any, ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssl_shared.losses import distributed
 from ssl_shared.methods.base import SSLMethod
 
 
@@ -70,11 +78,9 @@ class S4L(SSLMethod):
             raise ValueError(f"labels must be -1 (unlabelled) or in [0, {self.config.num_classes - 1}]")
         pretext_loss, pretext_logs = self.pretext.training_step(batch, step, total_steps)
         labelled = labels != -1
-        if bool(labelled.any()):
-            logits = self.classifier(self.encode(x[labelled]))
-            sup = F.cross_entropy(logits, labels[labelled])
-        else:
-            sup = self.classifier.weight.sum() * 0.0
+        logits = self.classifier(self.encode(x))
+        per_sample = F.cross_entropy(logits, labels.clamp_min(0), reduction="none")
+        sup = distributed.global_masked_mean(per_sample, labelled)
         loss = sup + self.config.pretext_weight * pretext_loss
         logs = {"loss": loss.item(), "supervised": sup.item(), "labelled_fraction": labelled.float().mean().item()}
         logs.update({f"pretext/{k}": v for k, v in pretext_logs.items()})

@@ -4,7 +4,8 @@ SimCLR's family of augmentations (Chen et al. 2020, App. A), applied per sample:
 
     random resized crop (area scale in ``crop_scale``, resized back to H x W)
     -> horizontal flip (p = 0.5)
-    -> colour jitter of strength s (brightness/contrast/saturation 0.8 s, hue 0.2 s) with p = 0.8
+    -> colour jitter of strength s (brightness/contrast/saturation 0.8 s, hue 0.2 s) with p = 0.8;
+       other per-component strengths through ``jitter_scales`` (BYOL: 0.4, 0.4, 0.2, 0.1 at s = 1)
     -> grayscale with p = 0.2
     -> Gaussian blur (kernel ~10% of the image, sigma in [0.1, 2]) with ``blur_probability``
 
@@ -37,6 +38,8 @@ class ViewConfig:
     crop_scale: tuple[float, float] = (0.08, 1.0)
     flip_probability: float = 0.5
     jitter_strength: float = 0.5
+    # Brightness, contrast, saturation and hue strengths per unit of jitter_strength (SimCLR, App. A).
+    jitter_scales: tuple[float, float, float, float] = (0.8, 0.8, 0.8, 0.2)
     jitter_probability: float = 0.8
     grayscale_probability: float = 0.2
     blur_probability: float = 0.0
@@ -47,6 +50,13 @@ class ViewConfig:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
         if self.jitter_strength < 0:
             raise ValueError(f"jitter_strength must be >= 0, got {self.jitter_strength}")
+        if len(self.jitter_scales) != 4 or min(self.jitter_scales) < 0:
+            raise ValueError(f"jitter_scales must be 4 values >= 0, got {self.jitter_scales}")
+        if self.jitter_scales[3] * self.jitter_strength > 0.5:
+            raise ValueError(
+                f"hue strength jitter_scales[3] * jitter_strength must be <= 0.5, got "
+                f"{self.jitter_scales[3]} * {self.jitter_strength}"
+            )
 
 
 def view_pipeline(config: ViewConfig, height: int, width: int, channels: int) -> Compose:
@@ -57,7 +67,8 @@ def view_pipeline(config: ViewConfig, height: int, width: int, channels: int) ->
     if channels % 3 == 0:
         s = config.jitter_strength
         if s > 0 and config.jitter_probability > 0:
-            jitter = partial(color_jitter, brightness=0.8 * s, contrast=0.8 * s, saturation=0.8 * s, hue=0.2 * s)
+            brightness, contrast, saturation, hue = (scale * s for scale in config.jitter_scales)
+            jitter = partial(color_jitter, brightness=brightness, contrast=contrast, saturation=saturation, hue=hue)
             ops.append(RandomApply(jitter, p=config.jitter_probability))
         if config.grayscale_probability > 0:
             ops.append(partial(random_grayscale, p=config.grayscale_probability))
