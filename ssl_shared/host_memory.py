@@ -6,7 +6,8 @@ training loop that allocates the same large activations every iteration then pay
 for zeroing new pages each time. One CUT iteration at crop 256 on the 2-core CPU (one thread): 455K-730K
 minor faults and 1.0-1.8 s of system time by default; 6K faults and 0.04 s with the setting below, peak
 RSS 3.07 instead of 2.95 GB. With two threads, unloaded, that is 8.25 instead of 10.20 s per iteration
-(``benchmarks/cut_throughput.py --impls ours ours-default-malloc``).
+(``benchmarks/results/cut_throughput_cpu_2threads_unloaded.md``, where ``ours-default-malloc`` is this
+setting left out).
 
 :func:`reuse_freed_host_memory` sets, through ``mallopt``, ``M_MMAP_MAX = 0`` (large blocks come from
 the heap too) and ``M_TRIM_THRESHOLD`` to 2 GiB, the largest value it takes (freed memory stays in the

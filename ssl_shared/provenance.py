@@ -62,11 +62,13 @@ def package_versions(names: Sequence[str] = CORE_PACKAGES) -> dict[str, str]:
     return {"python": platform.python_version(), **{name: installed(name) for name in names}}
 
 
-def cpu_info() -> dict[str, Any]:
-    """Processor model, the instruction-set flags of :data:`CPU_FLAGS_OF_INTEREST` it has, and its core count."""
+def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
+    """Processor model, the flags of :data:`CPU_FLAGS_OF_INTEREST` it has, its CPUs and torch's kernel level."""
+    import torch
+
     model, flags = platform.processor() or platform.machine(), set()
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        text = cpuinfo.read_text()
     except OSError:
         text = ""
     for line in text.splitlines():
@@ -81,6 +83,7 @@ def cpu_info() -> dict[str, Any]:
         "flags": [f for f in CPU_FLAGS_OF_INTEREST if f in flags],
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_cpu_capability": getattr(torch.backends.cpu, "get_cpu_capability", lambda: None)(),
     }
 
 
@@ -104,13 +107,13 @@ def gpu_info() -> list[dict[str, Any]]:
     return gpus
 
 
-def hardware() -> dict[str, Any]:
-    """The machine as detected now: CPU (model, flags, cores), GPUs, torch threads, load average."""
+def hardware(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
+    """The machine as detected now: CPU (model, flags, cores, torch kernel level), GPUs, torch threads, load."""
     import torch
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
-        "cpu": cpu_info(),
+        "cpu": cpu_info(cpuinfo),
         "gpus": gpu_info(),
         "torch_threads": torch.get_num_threads(),
         "load_average_1_5_15": [round(x, 2) for x in load] if load else None,
