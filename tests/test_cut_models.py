@@ -283,6 +283,15 @@ def test_image_pool_semantics():
         ImagePool(-1)
 
 
+def test_image_pool_restored_from_a_checkpoint_serves_batches_on_another_device():
+    """A pool loaded from a checkpoint holds CPU tensors; a training batch on another device (here ``meta``,
+    standing in for a GPU) gets them on its own device."""
+    pool = ImagePool(2)
+    pool.load_state_dict({"size": 2, "images": [torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)]})
+    out = pool.query(torch.zeros(8, 3, 4, 4, device="meta"), torch.Generator().manual_seed(0))
+    assert out.shape == (8, 3, 4, 4) and out.device.type == "meta"
+
+
 # ---------------------------------------------------------------- presets, schedule, steps
 
 
