@@ -19,7 +19,8 @@ reference CUT code does, and applies its default ``resize_and_crop`` preprocessi
 ground-truth pairs (the ``dmc-restyle`` benchmark).
 
 Every problem with the data (missing folder, empty domain, unreadable or truncated image, crop larger
-than load size) is raised by ``validate_dataset`` when a dataset is built, before any training step.
+than load size) is raised by ``validate_dataset`` when a dataset is built, before any training step, as
+a one-line :class:`~ssl_shared.errors.UserError` naming the folder, file or option.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
+
+from ssl_shared.cli import check_positive
+from ssl_shared.errors import UserError
 
 IMG_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -46,21 +50,23 @@ def list_images(folder: str | Path) -> list[Path]:
     """Image files directly inside ``folder`` (extensions in IMG_EXTENSIONS, any case), sorted by name."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"image folder not found: {folder}")
+        raise UserError(f"image folder not found: {folder}")
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
 
 
 def load_rgb(path: str | Path) -> Image.Image:
     """Open and fully decode an image as 8-bit RGB (grayscale, palette, RGBA, 16-bit all converted).
 
-    Raises ValueError naming the file when it cannot be read or is truncated.
+    Raises ``UserError`` naming the file when it cannot be read or is truncated.
     """
     try:
         with Image.open(path) as img:
             img.load()
             return _to_rgb(img)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
+        raise UserError(
+            f"cannot read image {path}: {err}; allowed: a complete {'/'.join(IMG_EXTENSIONS)} image"
+        ) from err
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -85,18 +91,17 @@ def image_to_tensor(img: Image.Image) -> torch.Tensor:
 
 
 def check_sizes(load_size: int, crop_size: int) -> None:
-    """ValueError unless 0 < crop_size <= load_size and crop_size is a multiple of 4."""
+    """``UserError`` unless 0 < crop_size <= load_size and crop_size is a multiple of 4."""
     for name, value in (("load_size", load_size), ("crop_size", crop_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive(name, value)
     if crop_size > load_size:
-        raise ValueError(
-            f"crop_size {crop_size} is larger than load_size {load_size}: images are resized to "
-            f"load_size x load_size before cropping, so crop_size must be <= load_size"
+        raise UserError(
+            f"--crop-size {crop_size} is larger than --load-size {load_size}: images are resized to "
+            f"load size x load size before cropping, so the crop must be <= the load size"
         )
     if crop_size % SIZE_MULTIPLE:
-        raise ValueError(
-            f"crop_size {crop_size} is not a multiple of {SIZE_MULTIPLE} (the generator downsamples "
+        raise UserError(
+            f"--crop-size {crop_size} is not a multiple of {SIZE_MULTIPLE} (the generator downsamples "
             f"twice by 2); use e.g. {crop_size - crop_size % SIZE_MULTIPLE or SIZE_MULTIPLE}"
         )
 
@@ -104,15 +109,13 @@ def check_sizes(load_size: int, crop_size: int) -> None:
 def validate_domain(folder: Path, check_images: bool = True, max_size: int | None = None) -> list[Path]:
     """List a domain folder (first ``max_size`` images) and, if ``check_images``, decode each once.
 
-    Raises FileNotFoundError (missing folder), ValueError (no images, unreadable/truncated image).
+    Raises ``UserError`` (missing folder, no images, unreadable/truncated image).
     """
-    if max_size is not None and (not isinstance(max_size, int) or max_size < 1):
-        raise ValueError(f"max_size must be None or an integer >= 1, got {max_size!r}")
+    if max_size is not None:
+        check_positive("max_dataset_size", max_size)
     paths = list_images(folder)[:max_size]
     if not paths:
-        raise ValueError(
-            f"domain folder {folder} contains no images (allowed extensions: {', '.join(IMG_EXTENSIONS)})"
-        )
+        raise UserError(f"domain folder {folder} contains no images (allowed extensions: {', '.join(IMG_EXTENSIONS)})")
     if check_images:
         for path in paths:
             load_rgb(path)
@@ -136,13 +139,12 @@ def validate_dataset(
     check_sizes(load_size, crop_size)
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"dataset root not found: {root}")
+        raise UserError(f"dataset root not found: {root} (expected a folder with {phase}A/ and {phase}B/)")
     folders = [root / f"{phase}A", root / f"{phase}B"]
     missing = [str(f) for f in folders if not f.is_dir()]
     if missing:
-        raise FileNotFoundError(
-            f"dataset folder(s) missing: {', '.join(missing)} (expected layout ROOT/{phase}A and "
-            f"ROOT/{phase}B)"
+        raise UserError(
+            f"dataset folder(s) missing: {', '.join(missing)} (expected layout ROOT/{phase}A and ROOT/{phase}B)"
         )
     paths_a = validate_domain(folders[0], check_images, max_size)
     paths_b = validate_domain(folders[1], check_images, max_size)
@@ -246,8 +248,8 @@ class PairedTestDataset(Dataset):
         size: int | None = None,
         check_images: bool = True,
     ) -> None:
-        if size is not None and (not isinstance(size, int) or size <= 0):
-            raise ValueError(f"size must be None or a positive integer, got {size!r}")
+        if size is not None:
+            check_positive("size", size)
         root = Path(root)
         paths_a = validate_domain(root / f"{phase}A", check_images)
         paths_b = validate_domain(root / f"{phase}B", check_images)
@@ -278,7 +280,7 @@ class PairedTestDataset(Dataset):
 
 
 def check_matching_names(paths_a: Sequence[Path], paths_b: Sequence[Path], show: int = 5) -> None:
-    """ValueError listing the first file names present in only one of the two domains."""
+    """``UserError`` listing the first file names present in only one of the two domains."""
     names_a = {p.name for p in paths_a}
     names_b = {p.name for p in paths_b}
     only_a = sorted(names_a - names_b)
@@ -286,7 +288,7 @@ def check_matching_names(paths_a: Sequence[Path], paths_b: Sequence[Path], show:
     if only_a or only_b:
         folder_a = paths_a[0].parent if paths_a else "A"
         folder_b = paths_b[0].parent if paths_b else "B"
-        raise ValueError(
+        raise UserError(
             f"paired test set: file names of {folder_a} and {folder_b} do not match "
             f"({len(only_a)} only in A, e.g. {only_a[:show]}; {len(only_b)} only in B, e.g. {only_b[:show]})"
         )

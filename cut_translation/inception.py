@@ -28,6 +28,7 @@ scaled to [-1, 1], the input convention of both weight files.
 from __future__ import annotations
 
 import os
+import pickle
 import warnings
 from pathlib import Path
 
@@ -35,6 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.inception import Inception3, InceptionA, InceptionC, InceptionE
+
+from ssl_shared.cli import one_line
+from ssl_shared.errors import UserError
 
 WEIGHTS_ENV = "CUT_INCEPTION_WEIGHTS"
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -78,8 +82,13 @@ class FIDInceptionC(InceptionC):
         b1 = self.branch1x1(x)
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
         bd = x
-        for layer in (self.branch7x7dbl_1, self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4,
-                      self.branch7x7dbl_5):
+        for layer in (
+            self.branch7x7dbl_1,
+            self.branch7x7dbl_2,
+            self.branch7x7dbl_3,
+            self.branch7x7dbl_4,
+            self.branch7x7dbl_5,
+        ):
             bd = layer(bd)
         bp = self.branch_pool(_avg_pool_no_pad(x))
         return torch.cat([b1, b7, bd, bp], dim=1)
@@ -108,9 +117,7 @@ def build_inception(variant: str = "fid") -> Inception3:
     """An untrained InceptionV3 with the module names of torchvision (so state dicts load by name)."""
     if variant not in _CLASSES:
         raise ValueError(f"variant must be one of {sorted(_CLASSES)}, got {variant!r}")
-    net = Inception3(
-        num_classes=_CLASSES[variant], aux_logits=False, transform_input=False, init_weights=False
-    )
+    net = Inception3(num_classes=_CLASSES[variant], aux_logits=False, transform_input=False, init_weights=False)
     if variant == "fid":
         net.Mixed_5b = FIDInceptionA(192, pool_features=32)
         net.Mixed_5c = FIDInceptionA(256, pool_features=64)
@@ -201,10 +208,33 @@ class InceptionFeatureExtractor(nn.Module):
         x = 2.0 * x - 1.0
         net = self.net
         for layer in (
-            net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, net.maxpool1,
-            net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, net.maxpool2,
-            net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a, net.Mixed_6b, net.Mixed_6c,
-            net.Mixed_6d, net.Mixed_6e, net.Mixed_7a, net.Mixed_7b, net.Mixed_7c,
+            net.Conv2d_1a_3x3,
+            net.Conv2d_2a_3x3,
+            net.Conv2d_2b_3x3,
+            net.maxpool1,
+            net.Conv2d_3b_1x1,
+            net.Conv2d_4a_3x3,
+            net.maxpool2,
+            net.Mixed_5b,
+            net.Mixed_5c,
+            net.Mixed_5d,
+            net.Mixed_6a,
+            net.Mixed_6b,
+            net.Mixed_6c,
+            net.Mixed_6d,
+            net.Mixed_6e,
+            net.Mixed_7a,
+            net.Mixed_7b,
+            net.Mixed_7c,
         ):
             x = layer(x)
         return torch.flatten(net.avgpool(x), 1)
+
+
+def load_feature_extractor(weights_path: str | Path, flag: str = "--inception-weights") -> InceptionFeatureExtractor:
+    """:class:`InceptionFeatureExtractor` from a file the user named with ``flag``; a missing, truncated or
+    foreign file is a one-line :class:`~ssl_shared.errors.UserError` naming the flag and the file."""
+    try:
+        return InceptionFeatureExtractor(weights_path)
+    except (FileNotFoundError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise UserError(f"{flag} {weights_path}: {one_line(err)}") from err

@@ -39,6 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl_shared.cli import check_choice, check_positive
+from ssl_shared.errors import UserError
+
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
 
 
@@ -115,24 +118,47 @@ class GeneratorConfig:
 
     in_channels: int = 3
     out_channels: int = 3
-    ngf: int = 64
-    n_blocks: int = 9  # 9 (paper, 256 px) or 6 (CycleGAN's 128 px variant) or fewer for tests
+    ngf: int = 64  # generator width: filters of its first convolution
+    n_blocks: int = 9  # residual blocks: 9 (paper, 256 px), 6 (CycleGAN's 128 px variant), fewer for tests
 
     def __post_init__(self) -> None:
-        if self.ngf < 1:
-            raise ValueError(f"ngf must be >= 1, got {self.ngf}")
-        if self.n_blocks < 1:
-            raise ValueError(f"n_blocks must be >= 1, got {self.n_blocks}")
-        if self.in_channels < 1 or self.out_channels < 1:
-            raise ValueError(f"channels must be >= 1, got in={self.in_channels} out={self.out_channels}")
+        for name in ("in_channels", "out_channels", "ngf", "n_blocks"):
+            check_positive(name, getattr(self, name))
+
+
+def encoder_layer_count(n_blocks: int) -> int:
+    """Module indices ``0 .. 11 + n_blocks`` of :class:`ResnetGenerator` are encoder layers (PatchNCE layers)."""
+    return 12 + n_blocks
+
+
+def check_nce_layers(layers: tuple[int, ...], n_blocks: int) -> None:
+    """Raise ``UserError`` unless ``layers`` is a non-empty, increasing tuple of encoder indices."""
+    if not layers:
+        raise UserError("--nce-layers: got no layers; allowed: increasing encoder indices, e.g. 0 4 8 12 16")
+    if list(layers) != sorted(set(layers)):
+        raise UserError(f"--nce-layers: got {' '.join(map(str, layers))}; allowed: strictly increasing indices")
+    count = encoder_layer_count(n_blocks)
+    bad = [i for i in layers if not 0 <= i < count]
+    if bad:
+        raise UserError(
+            f"--nce-layers: {bad} out of range: the encoder layers of a generator with --n-blocks {n_blocks} are "
+            f"0..{count - 1} (the paper uses 0 4 8 12 16 with 9 blocks)"
+        )
 
 
 class ResnetGenerator(nn.Module):
     """Encoder (stem + 2 anti-aliased downs + residual blocks) and decoder (2 anti-aliased ups + tanh head).
 
-    Input ``(B, C, H, W)`` in [-1, 1] with H and W multiples of 4; output the same size in (-1, 1).
-    ``self.model`` is flat so that module indices match the CUT code (see the module docstring).
+    Input ``(B, C, H, W)`` in [-1, 1] with H and W multiples of :attr:`SIZE_MULTIPLE` and at least
+    :attr:`MIN_SIZE`; output the same size in (-1, 1). ``self.model`` is flat so that module indices
+    match the CUT code (see the module docstring).
     """
+
+    #: The two stride-2 steps halve the resolution twice; the two up-samplings restore it only for multiples of 4.
+    SIZE_MULTIPLE = 4
+    #: Reflect padding needs a side longer than the pad: the residual blocks pad their (H/4, W/4) maps by 1,
+    #: so H/4 and W/4 must be >= 2 (the 3-pixel stem pad and the blur-pool pads then fit too).
+    MIN_SIZE = 8
 
     def __init__(self, config: GeneratorConfig | None = None) -> None:
         super().__init__()
@@ -166,20 +192,11 @@ class ResnetGenerator(nn.Module):
     @property
     def num_encoder_layers(self) -> int:
         """Indices ``0 .. 11 + n_blocks`` are encoder layers usable as PatchNCE layers."""
-        return 12 + self.config.n_blocks
+        return encoder_layer_count(self.config.n_blocks)
 
     def check_nce_layers(self, layers: tuple[int, ...]) -> None:
-        """Raise ``ValueError`` unless ``layers`` is a non-empty, increasing tuple of encoder indices."""
-        if not layers:
-            raise ValueError("nce_layers must be non-empty")
-        if list(layers) != sorted(set(layers)):
-            raise ValueError(f"nce_layers must be strictly increasing, got {layers}")
-        bad = [i for i in layers if not 0 <= i < self.num_encoder_layers]
-        if bad:
-            raise ValueError(
-                f"nce_layers {bad} out of range: this generator's encoder layers are 0..{self.num_encoder_layers - 1}"
-                f" (n_blocks={self.config.n_blocks}); the paper uses 0,4,8,12,16 with 9 blocks"
-            )
+        """Raise ``UserError`` unless ``layers`` is a non-empty, increasing tuple of this generator's encoder indices."""
+        check_nce_layers(layers, self.config.n_blocks)
 
     def feature_channels(self, layers: tuple[int, ...]) -> list[int]:
         """Channel count of the feature after each module index in ``layers`` (known without a forward)."""
@@ -226,14 +243,12 @@ class DiscriminatorConfig:
     """70x70 PatchGAN (``basic``, n_layers 3, ndf 64, instance norm; CUT code base_options)."""
 
     in_channels: int = 3
-    ndf: int = 64
-    n_layers: int = 3
+    ndf: int = 64  # discriminator width: filters of its first convolution
+    n_layers: int = 3  # PatchGAN down-sampling layers (3: the 70x70 PatchGAN)
 
     def __post_init__(self) -> None:
-        if self.ndf < 1:
-            raise ValueError(f"ndf must be >= 1, got {self.ndf}")
-        if self.n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {self.n_layers}")
+        for name in ("in_channels", "ndf", "n_layers"):
+            check_positive(name, getattr(self, name))
 
 
 class PatchDiscriminator(nn.Module):
@@ -275,29 +290,32 @@ class PatchDiscriminator(nn.Module):
         return self.model(x)
 
 
-def init_weights(module: nn.Module, init_type: str = "xavier", gain: float = 0.02) -> None:
+def init_weights(
+    module: nn.Module, init_type: str = "xavier", gain: float = 0.02, generator: torch.Generator | None = None
+) -> None:
     """Initialise conv and linear weights in place; biases to zero.
 
     ``normal``: N(0, gain) (CycleGAN default); ``xavier``: xavier_normal_ with ``gain`` (the CUT code's
     default, ``--init_type xavier --init_gain 0.02``); ``kaiming``: kaiming_normal_ (fan_in);
     ``orthogonal``: orthogonal_ with ``gain``. Affine norm weights (none by default) get N(1, gain).
+    Every draw comes from ``generator`` (a CPU generator; None: torch's global one), so a seeded
+    generator fixes every initial weight of the module.
     """
-    if init_type not in INIT_TYPES:
-        raise ValueError(f"init_type must be one of {INIT_TYPES}, got {init_type!r}")
+    check_choice("init_type", init_type, INIT_TYPES)
     if gain <= 0:
-        raise ValueError(f"init gain must be > 0, got {gain}")
+        raise UserError(f"--init-gain: got {gain}; allowed: a number > 0")
     for m in module.modules():
         if isinstance(m, nn.Conv2d | nn.Linear | nn.ConvTranspose2d):
             if init_type == "normal":
-                nn.init.normal_(m.weight, 0.0, gain)
+                nn.init.normal_(m.weight, 0.0, gain, generator=generator)
             elif init_type == "xavier":
-                nn.init.xavier_normal_(m.weight, gain=gain)
+                nn.init.xavier_normal_(m.weight, gain=gain, generator=generator)
             elif init_type == "kaiming":
-                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in", generator=generator)
             else:
-                nn.init.orthogonal_(m.weight, gain=gain)
+                nn.init.orthogonal_(m.weight, gain=gain, generator=generator)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d | nn.InstanceNorm2d | nn.GroupNorm) and m.weight is not None:
-            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.normal_(m.weight, 1.0, gain, generator=generator)
             nn.init.zeros_(m.bias)

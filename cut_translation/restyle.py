@@ -15,27 +15,38 @@ Splits, for every task in ``tasks``::
 
 States come from episodes of a temporally correlated random policy; every split and task has its own
 seed derived from ``seed`` (``numpy.random.SeedSequence``), so the same arguments give byte-identical
-PNGs. The output folder is complete once ``manifest.json`` (parameters + counts) is written; a rerun
-with the same parameters is skipped.
+PNGs. Images are rendered into a sibling folder ``OUT.partial/`` that replaces ``OUT`` once complete
+(with ``manifest.json``: parameters + counts), so ``OUT`` is never half-written; a failed run removes its
+``.partial`` folder, and the next start removes the one a killed run left (or, when it is complete and
+``OUT`` is missing, moves it into place). A rerun with the same parameters is skipped.
 
 Usage: ``MUJOCO_GL=egl dmc-restyle --out data/dmc-restyle --size 64 --train 1000 --test 200 --seed 0``
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
+
+from ssl_shared.cli import (
+    OneLineArgumentParser,
+    add_dataclass_options,
+    check_positive,
+    command,
+    explicit_values,
+    flag_name,
+)
+from ssl_shared.errors import UserError
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -80,33 +91,48 @@ class RolloutConfig:
 class RestyleConfig:
     """Parameters of one benchmark; everything that changes the images is recorded in the manifest."""
 
-    out: str = "data/dmc-restyle"
-    size: int = 64
+    out: str = "data/dmc-restyle"  # output folder (trainA/B, testA/B, manifest.json)
+    size: int = 64  # image side in pixels, 64-256
     train: int = 1000  # images per training domain, split evenly over the tasks
     test: int = 200  # ground-truth pairs, split evenly over the tasks
-    seed: int = 0
-    tasks: tuple[str, ...] = DEFAULT_TASKS
-    camera_id: int = 0
+    seed: int = 0  # seeds every rollout; the same arguments give byte-identical PNGs
+    tasks: tuple[str, ...] = DEFAULT_TASKS  # dm_control 'domain-task' names
+    camera_id: int = 0  # dm_control camera to render from
     style: Style = field(default_factory=Style)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.size, int) or not MIN_SIZE <= self.size <= MAX_SIZE:
-            raise ValueError(f"size must be an integer from {MIN_SIZE} to {MAX_SIZE} px, got {self.size!r}")
-        if self.train < 1 or self.test < 1:
-            raise ValueError(f"train and test must be >= 1 images, got train={self.train}, test={self.test}")
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or not MIN_SIZE <= self.size <= MAX_SIZE:
+            raise UserError(f"--size: got {self.size!r}; allowed: an integer from {MIN_SIZE} to {MAX_SIZE} px")
+        for name in ("train", "test"):
+            check_positive(name, getattr(self, name))
+        check_positive("seed", self.seed, allow_zero=True)
+        check_positive("camera_id", self.camera_id, allow_zero=True)
         if not self.tasks:
-            raise ValueError("tasks must name at least one 'domain-task', e.g. cheetah-run")
+            raise UserError("--tasks: got none; allowed: one or more 'domain-task' names, e.g. cheetah-run")
         for name in self.tasks:
             parse_task(name)
 
 
+#: Fields of :class:`RestyleConfig` that are not command-line options (the look and the rollouts are fixed).
+NOT_OPTIONS = ("style", "rollout")
+
+
 def parse_task(name: str) -> tuple[str, str]:
-    """'cheetah-run' -> ('cheetah', 'run'); ValueError for a malformed name."""
+    """'cheetah-run' -> ('cheetah', 'run'); ``UserError`` for a malformed name."""
     domain, sep, task = name.partition("-")
     if not sep or not domain or not task:
-        raise ValueError(f"task must look like 'domain-task' (e.g. cheetah-run), got {name!r}")
+        raise UserError(f"--tasks: got {name!r}; allowed: 'domain-task' names (e.g. cheetah-run)")
     return domain, task
+
+
+def check_tasks(tasks: Sequence[str]) -> None:
+    """``UserError`` naming the first task that the installed dm_control suite does not have."""
+    from dm_control import suite
+
+    for name in tasks:
+        if parse_task(name) not in suite.ALL_TASKS:
+            raise UserError(f"--tasks: unknown dm_control task {name!r}; e.g. {', '.join(DEFAULT_TASKS)}")
 
 
 def split_counts(total: int, parts: int) -> list[int]:
@@ -115,10 +141,10 @@ def split_counts(total: int, parts: int) -> list[int]:
 
 
 def require_headless_gl() -> None:
-    """RuntimeError unless MUJOCO_GL names a rendering backend (must be set before dm_control loads)."""
+    """``UserError`` unless MUJOCO_GL names a rendering backend (must be set before dm_control loads)."""
     backend = os.environ.get("MUJOCO_GL", "")
     if backend not in ALLOWED_GL:
-        raise RuntimeError(
+        raise UserError(
             f"dmc-restyle renders with MuJoCo and needs MUJOCO_GL set before start (got {backend!r}); "
             f"run e.g. `MUJOCO_GL=egl dmc-restyle ...` (allowed: {', '.join(ALLOWED_GL)})"
         )
@@ -189,14 +215,14 @@ def apply_style(physics: Any, style: Style) -> None:
     """Restyle ``physics``'s model in place (colours, textures, lights) and upload the new textures.
 
     Geometry, masses, cameras and light positions are untouched. Requires the suite's common assets
-    (textures 'grid' and 'skybox'); ValueError naming the missing one otherwise.
+    (textures 'grid' and 'skybox'); ``UserError`` naming the missing one otherwise.
     """
     import mujoco
 
     model = physics.model
     for name in ("grid", "skybox"):
         if _object_id(model, name, "texture") < 0:
-            raise ValueError(f"dmc-restyle needs the suite texture {name!r}, which this task's model lacks")
+            raise UserError(f"--tasks: dmc-restyle needs the suite texture {name!r}, which this task's model lacks")
     floor = _texture_view(model, "grid")
     floor[...] = floor_texture(*floor.shape, style)
     sky = _texture_view(model, "skybox")
@@ -272,14 +298,14 @@ class TaskRenderer:
 
         domain, task = parse_task(task_name)
         if (domain, task) not in suite.ALL_TASKS:
-            raise ValueError(f"unknown dm_control task {task_name!r}; e.g. {', '.join(DEFAULT_TASKS)}")
+            raise UserError(f"--tasks: unknown dm_control task {task_name!r}; e.g. {', '.join(DEFAULT_TASKS)}")
         self.env = suite.load(domain, task, task_kwargs={"random": seed})
         self.physics_a = self.env.physics.copy(share_model=False)
         self.physics_b = self.env.physics.copy(share_model=False)
         try:
             self.physics_b.contexts  # noqa: B018 -- opens the GL context: fail here, with a clear message
         except Exception as err:  # the backends raise various types (ImportError, RuntimeError, ...)
-            raise RuntimeError(
+            raise UserError(
                 f"MuJoCo rendering failed with MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}: {err}. Headless "
                 f"machines need EGL (libEGL, e.g. Mesa) or OSMesa."
             ) from err
@@ -326,10 +352,30 @@ def _save_png(array: np.ndarray, path: Path) -> None:
     Image.fromarray(array).save(path, format="PNG", compress_level=6)
 
 
+def partial_folder(out: Path) -> Path:
+    """Where ``out`` is rendered before it replaces ``out``: the sibling ``<out>.partial``."""
+    return out.parent / f"{out.name}.partial"
+
+
+def clean_partial(out: Path) -> None:
+    """Deal with the ``.partial`` folder a killed run left: a complete one (with its manifest) whose move
+    into place was interrupted becomes ``out``; anything else is removed."""
+    partial = partial_folder(out)
+    if not partial.exists():
+        return
+    if (partial / MANIFEST).is_file() and not out.exists():
+        os.replace(partial, out)
+    else:
+        shutil.rmtree(partial)
+
+
 def generate(config: RestyleConfig, overwrite: bool = False) -> dict[str, Any]:
     """Write the benchmark under ``config.out`` and return its manifest (cached: skipped if identical)."""
     require_headless_gl()
     out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; allowed: a folder (new, or one holding this benchmark)")
+    clean_partial(out)
     params = manifest_parameters(config)
     manifest_path = out / MANIFEST
     if manifest_path.exists() and not overwrite:
@@ -337,28 +383,31 @@ def generate(config: RestyleConfig, overwrite: bool = False) -> dict[str, Any]:
         if manifest.get("parameters") == params:
             print(f"dmc-restyle: {out} already holds this benchmark ({manifest_path}); skipping")
             return manifest
-        raise ValueError(
-            f"{out} holds a dmc-restyle benchmark with other parameters ({manifest_path}); "
+        raise UserError(
+            f"--out {out} holds a dmc-restyle benchmark with other parameters ({manifest_path}); "
             f"choose another --out or pass --overwrite"
         )
     if out.exists() and any(out.iterdir()) and not manifest_path.exists() and not overwrite:
-        raise ValueError(f"{out} exists, is not empty and has no {MANIFEST}; choose another --out or --overwrite")
+        raise UserError(f"--out {out} exists, is not empty and has no {MANIFEST}; choose another --out or --overwrite")
+    check_tasks(config.tasks)
 
     start = time.time()
-    partial = out.parent / f"{out.name}.partial"
-    if partial.exists():
-        shutil.rmtree(partial)
-    for split in SPLITS:
-        (partial / split).mkdir(parents=True)
-    counts = _render_all(config, partial)
-    manifest = {
-        "parameters": params,
-        "counts": counts,
-        "splits": {split: len(list((partial / split).glob("*.png"))) for split in SPLITS},
-        "wall_seconds": round(time.time() - start, 1),
-        "command": "dmc-restyle " + " ".join(_cli_args(config)),
-    }
-    (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    partial = partial_folder(out)
+    try:
+        for split in SPLITS:
+            (partial / split).mkdir(parents=True)
+        counts = _render_all(config, partial)
+        manifest = {
+            "parameters": params,
+            "counts": counts,
+            "splits": {split: len(list((partial / split).glob("*.png"))) for split in SPLITS},
+            "wall_seconds": round(time.time() - start, 1),
+            "command": "dmc-restyle " + " ".join(_cli_args(config)),
+        }
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     if out.exists():
         shutil.rmtree(out)
     os.replace(partial, out)
@@ -374,8 +423,11 @@ def _render_all(config: RestyleConfig, folder: Path) -> dict[str, dict[str, int]
     with tqdm(total=total, desc="dmc-restyle", unit="img") as bar:
         for i, name in enumerate(config.tasks):
             renderer = TaskRenderer(name, config.style, seed=0)
-            jobs = (("trainA", ("A",), train_counts[i]), ("trainB", ("B",), train_counts[i]),
-                    ("test", ("A", "B"), test_counts[i]))
+            jobs = (
+                ("trainA", ("A",), train_counts[i]),
+                ("trainB", ("B",), train_counts[i]),
+                ("test", ("A", "B"), test_counts[i]),
+            )
             for split, looks, n in jobs:
                 seq = seeds[split][i]
                 env_seed, policy_seq = seq.spawn(2)
@@ -392,41 +444,31 @@ def _render_all(config: RestyleConfig, folder: Path) -> dict[str, dict[str, int]
 
 
 def _cli_args(config: RestyleConfig) -> list[str]:
-    return [
-        "--out", config.out, "--size", str(config.size), "--train", str(config.train),
-        "--test", str(config.test), "--seed", str(config.seed), "--tasks", *config.tasks,
-        "--camera-id", str(config.camera_id),
-    ]
+    """The options that reproduce ``config`` (for the manifest's command line)."""
+    args = []
+    for f in fields(config):
+        if f.name in NOT_OPTIONS:
+            continue
+        value = getattr(config, f.name)
+        args += [flag_name(f.name), *(map(str, value) if isinstance(value, tuple) else [str(value)])]
+    return args
 
 
-def build_parser() -> argparse.ArgumentParser:
-    defaults = RestyleConfig()
-    parser = argparse.ArgumentParser(
+def build_parser() -> OneLineArgumentParser:
+    parser = OneLineArgumentParser(
         prog="dmc-restyle",
         description="Render the dmc-restyle unpaired translation benchmark (needs MUJOCO_GL=egl).",
     )
-    parser.add_argument("--out", default=defaults.out, help="output folder (trainA/B, testA/B, manifest.json)")
-    parser.add_argument("--size", type=int, default=defaults.size, help=f"image side, {MIN_SIZE}-{MAX_SIZE} px")
-    parser.add_argument("--train", type=int, default=defaults.train, help="images per training domain")
-    parser.add_argument("--test", type=int, default=defaults.test, help="paired test images")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--tasks", nargs="+", default=list(defaults.tasks), help="dm_control 'domain-task' names")
-    parser.add_argument("--camera-id", type=int, default=defaults.camera_id)
+    add_dataclass_options(parser, RestyleConfig, exclude=NOT_OPTIONS)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing benchmark in --out")
     return parser
 
 
+@command("dmc-restyle")
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        config = RestyleConfig(
-            out=args.out, size=args.size, train=args.train, test=args.test, seed=args.seed,
-            tasks=tuple(args.tasks), camera_id=args.camera_id,
-        )
-        manifest = generate(config, overwrite=args.overwrite)
-    except (ValueError, RuntimeError) as err:
-        parser.exit(2, f"dmc-restyle: error: {err}\n")
+    args = build_parser().parse_args(argv)
+    config = RestyleConfig(**explicit_values(args, RestyleConfig))
+    manifest = generate(config, overwrite=args.overwrite)
     print(f"dmc-restyle: {config.out}: {json.dumps(manifest['splits'])}")
 
 

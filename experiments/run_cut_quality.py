@@ -34,11 +34,12 @@ from pathlib import Path
 import torch
 from torchvision.utils import make_grid, save_image
 
+from cut_translation.checkpoint import STATE_FILE, load_checkpoint, locate_checkpoint
 from cut_translation.cli import evaluate, translate_image
 from cut_translation.data import PairedTestDataset
-from cut_translation.models import MODEL_NAMES
+from cut_translation.models import MODEL_NAMES, make_config
 from cut_translation.models.gan_loss import GAN_MODES
-from cut_translation.trainer import TrainConfig, Trainer, load_checkpoint, to_unit
+from cut_translation.trainer import TrainConfig, Trainer, to_unit
 from experiments.provenance import git_commit
 from ssl_shared.host_memory import reuse_freed_host_memory
 
@@ -63,9 +64,14 @@ def small_budget(epochs: int | None, decay_epochs: int, gan_mode: str | None = N
 
 def provenance(command: list[str], seconds: float, cpu_seconds: float) -> dict:
     return {
-        "command": " ".join(command), "git_commit": git_commit(), "hardware": "shared 2-core CPU, no GPU",
-        "python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-        "wall_seconds": round(seconds, 1), "process_cpu_seconds": round(cpu_seconds, 1),
+        "command": " ".join(command),
+        "git_commit": git_commit(),
+        "hardware": "shared 2-core CPU, no GPU",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "wall_seconds": round(seconds, 1),
+        "process_cpu_seconds": round(cpu_seconds, 1),
     }
 
 
@@ -89,17 +95,29 @@ def train(args: argparse.Namespace) -> None:
     overrides = {} if args.full_size else small_budget(args.epochs, args.decay_epochs, args.gan_mode, args.ngf)
     iters = None if args.epochs is not None else args.iters
     config = TrainConfig(
-        model=args.model, data_root=args.data, out=str(Path(args.out) / args.model), iters=iters,
-        load_size=286 if args.full_size else 72, crop_size=256 if args.full_size else 64, seed=args.seed,
-        device="auto", log_every=25, sample_every=250, checkpoint_every=250, model_overrides=overrides,
+        model=args.model,
+        data=args.data,
+        out=str(Path(args.out) / args.model),
+        iters=iters,
+        load_size=286 if args.full_size else 72,
+        crop_size=256 if args.full_size else 64,
+        seed=args.seed,
+        device="auto",
+        log_every=25,
+        sample_every=250,
+        checkpoint_every=250,
         inception_weights=args.inception_weights,
     )
     start, cpu_start = time.time(), time.process_time()
-    summary = Trainer(config, resume=args.resume).train()
+    model_config = None if args.resume else make_config(args.model, **overrides)  # resume: the saved one
+    summary = Trainer(config, model_config, resume=args.resume).train()
     result = evaluate(config.out, args.data, inception_weights=args.inception_weights)
-    result.update(train_summary=summary, budget=overrides or "paper defaults",
-                  provenance=provenance([sys.executable, *sys.argv], time.time() - start,
-                                        time.process_time() - cpu_start), seed=args.seed)
+    result.update(
+        train_summary=summary,
+        budget=overrides or "paper defaults",
+        provenance=provenance([sys.executable, *sys.argv], time.time() - start, time.process_time() - cpu_start),
+        seed=args.seed,
+    )
     (Path(config.out) / "eval.json").write_text(json.dumps(result, indent=2))
     save_test_grid(Path(config.out), args.data, Path(config.out) / "test_grid.png")
     print(json.dumps(result["paired"], indent=2))
@@ -112,13 +130,18 @@ def evaluate_run(args: argparse.Namespace) -> None:
     start, cpu_start = time.time(), time.process_time()
     result = evaluate(run, args.data)
     config = json.loads((run / "config.json").read_text())
-    ckpt = run / "checkpoints" / "latest.pt"
+    found = locate_checkpoint(run)
+    ckpt = found / STATE_FILE if found.is_dir() else found
     train_wall = ckpt.stat().st_mtime - (run / "config.json").stat().st_mtime
     result.update(
         train_summary={"stopped_early": True, "planned_iterations": config["total_iters"], "note": args.note},
-        budget=config["model"] if args.full_size else SMALL, seed=config["train"]["seed"],
-        provenance=provenance([sys.executable, *sys.argv], train_wall + time.time() - start,
-                              args.train_cpu_seconds + time.process_time() - cpu_start),
+        budget=config["model"] if args.full_size else SMALL,
+        seed=config["train"]["seed"],
+        provenance=provenance(
+            [sys.executable, *sys.argv],
+            train_wall + time.time() - start,
+            args.train_cpu_seconds + time.process_time() - cpu_start,
+        ),
     )
     (run / "eval.json").write_text(json.dumps(result, indent=2))
     save_test_grid(run, args.data, run / "test_grid.png")
@@ -143,28 +166,44 @@ def table(args: argparse.Namespace) -> None:
         budget = rec.get("budget") if isinstance(rec.get("budget"), dict) else SMALL
         schedule = f"{budget['n_epochs']} const + {budget['n_epochs_decay']} decay epochs"
         nets = f"ngf {budget['generator']['ngf']}, {budget.get('gan_mode', 'lsgan')}"
-        rows.append(f"| {name} | {iters} | {schedule} | {nets} | {p['l1']:.4f} | {p['psnr']:.2f} | {p['ssim']:.4f} | "
-                    f"{rec['provenance']['process_cpu_seconds'] / 60:.1f} | {rec['provenance']['wall_seconds'] / 60:.1f} |")
+        rows.append(
+            f"| {name} | {iters} | {schedule} | {nets} | {p['l1']:.4f} | {p['psnr']:.2f} | {p['ssim']:.4f} | "
+            f"{rec['provenance']['process_cpu_seconds'] / 60:.1f} | {rec['provenance']['wall_seconds'] / 60:.1f} |"
+        )
         grid = out / name / "test_grid.png"
         if grid.is_file():
             shutil.copy(grid, results / f"cut_quality_grid_{name}.png")
     if identity is None:
         raise SystemExit(f"no eval.json under {out}/<model>/")
-    header = ["| method | iterations | lr schedule | generator, GAN loss | L1 (lower better) | PSNR dB | SSIM | "
-              "CPU-min (train+eval) | wall-min |",
-              "|---|---|---|---|---|---|---|---|---|",
-              f"| identity (A vs true B) | - | - | - | {identity['identity_l1']:.4f} | {identity['identity_psnr']:.2f} | "
-              f"{identity['identity_ssim']:.4f} | - | - |"]
-    md = "\n".join(["# CUT / FastCUT / CycleGAN on dmc-restyle 64 px (paired test set)", "",
-                    f"Test pairs: {int(identity['n'])}. Metrics in [0, 1] image range, mean over images.",
-                    f"Networks: {json.dumps({k: SMALL[k] for k in ('generator', 'discriminator')})}, batch 1, "
-                    "load 72 / crop 64, 1 thread; one epoch = 1000 iterations (one pass over trainA).", "",
-                    *header, *rows, "", "Provenance (full records in cut_quality.json):", "",
-                    *[f"- {n}: `{r['provenance']['command']}`; commit {r['provenance']['git_commit']}; "
-                      f"{r['provenance']['hardware']}; torch {r['provenance']['torch']}; seed {r['seed']}"
-                      + (f"; {r['train_summary'].get('note')}" if r["train_summary"].get("note") else "")
-                      for n, r in records.items()],
-                    *(["", f"Notes: {args.note}"] if args.note else [])])
+    header = [
+        "| method | iterations | lr schedule | generator, GAN loss | L1 (lower better) | PSNR dB | SSIM | "
+        "CPU-min (train+eval) | wall-min |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| identity (A vs true B) | - | - | - | {identity['identity_l1']:.4f} | {identity['identity_psnr']:.2f} | "
+        f"{identity['identity_ssim']:.4f} | - | - |",
+    ]
+    md = "\n".join(
+        [
+            "# CUT / FastCUT / CycleGAN on dmc-restyle 64 px (paired test set)",
+            "",
+            f"Test pairs: {int(identity['n'])}. Metrics in [0, 1] image range, mean over images.",
+            f"Networks: {json.dumps({k: SMALL[k] for k in ('generator', 'discriminator')})}, batch 1, "
+            "load 72 / crop 64, 1 thread; one epoch = 1000 iterations (one pass over trainA).",
+            "",
+            *header,
+            *rows,
+            "",
+            "Provenance (full records in cut_quality.json):",
+            "",
+            *[
+                f"- {n}: `{r['provenance']['command']}`; commit {r['provenance']['git_commit']}; "
+                f"{r['provenance']['hardware']}; torch {r['provenance']['torch']}; seed {r['seed']}"
+                + (f"; {r['train_summary'].get('note')}" if r["train_summary"].get("note") else "")
+                for n, r in records.items()
+            ],
+            *(["", f"Notes: {args.note}"] if args.note else []),
+        ]
+    )
     (results / "cut_quality.md").write_text(md + "\n")
     (results / "cut_quality.json").write_text(json.dumps(records, indent=2))
     print(md)
@@ -177,11 +216,16 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--model", choices=MODEL_NAMES, required=True)
     t.add_argument("--data", required=True)
     t.add_argument("--out", default="runs/cut_quality")
-    t.add_argument("--iters", type=int, default=1000, help="iterations at constant lr (ignored with --epochs)")
+    t.add_argument(
+        "--iters",
+        type=int,
+        default=1000,
+        help="iterations (ignored with --epochs); the lr schedule spans them: constant with the CPU "
+        "budget's 1 + 0 epochs, the preset's constant + decay compressed with --full-size",
+    )
     t.add_argument("--epochs", type=int, default=None, help="epochs at constant lr (then --decay-epochs)")
     t.add_argument("--decay-epochs", type=int, default=0, help="epochs of linear lr decay after --epochs")
-    t.add_argument("--gan-mode", choices=GAN_MODES, default=None,
-                   help="GAN loss instead of the preset's (lsgan)")
+    t.add_argument("--gan-mode", choices=GAN_MODES, default=None, help="GAN loss instead of the preset's (lsgan)")
     t.add_argument("--ngf", type=int, default=None, help=f"generator width instead of {SMALL['generator']['ngf']}")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)

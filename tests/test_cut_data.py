@@ -15,6 +15,7 @@ from cut_translation.data import (
     make_dataloader,
     validate_dataset,
 )
+from ssl_shared.errors import UserError
 
 
 def _save(path: Path, array: np.ndarray) -> Path:
@@ -48,7 +49,7 @@ def test_layout_length_and_value_range(tmp_path: Path) -> None:
     assert len(ds) == max(4, 5)
     limited = UnpairedImageDataset(root, load_size=20, crop_size=16, max_size=2)
     assert [p.name for p in limited.paths_a] == ["a00.png", "a01.png"] and len(limited) == 2
-    with pytest.raises(ValueError, match="max_size"):
+    with pytest.raises(ValueError, match="--max-dataset-size"):
         UnpairedImageDataset(root, load_size=20, crop_size=16, max_size=0)
     item = ds[1]
     assert set(item) == {"A", "B", "A_path", "B_path"}
@@ -134,9 +135,9 @@ def test_grayscale_and_rgba_become_rgb(tmp_path: Path) -> None:
 
 def test_missing_folder_names_the_path(tmp_path: Path) -> None:
     _save(tmp_path / "trainA" / "a.png", np.zeros((8, 8, 3), np.uint8))
-    with pytest.raises(FileNotFoundError, match="trainB"):
+    with pytest.raises(UserError, match="trainB"):
         UnpairedImageDataset(tmp_path, load_size=8, crop_size=8)
-    with pytest.raises(FileNotFoundError, match="nowhere"):
+    with pytest.raises(UserError, match="nowhere"):
         UnpairedImageDataset(tmp_path / "nowhere", load_size=8, crop_size=8)
 
 
@@ -166,14 +167,14 @@ def test_truncated_png_is_named_at_construction(tmp_path: Path) -> None:
 
 def test_bad_sizes(tmp_path: Path) -> None:
     root = _make_root(tmp_path)
-    with pytest.raises(ValueError, match="crop_size 32 is larger than load_size 20"):
+    with pytest.raises(ValueError, match="--crop-size 32 is larger than --load-size 20"):
         UnpairedImageDataset(root, load_size=20, crop_size=32)
     with pytest.raises(ValueError, match="multiple of 4"):
         UnpairedImageDataset(root, load_size=20, crop_size=18)
-    with pytest.raises(ValueError, match="load_size"):
+    with pytest.raises(ValueError, match="--load-size"):
         UnpairedImageDataset(root, load_size=0, crop_size=16)
     ds = UnpairedImageDataset(root, load_size=20, crop_size=16)
-    with pytest.raises(ValueError, match="larger than load_size"):
+    with pytest.raises(ValueError, match="larger than --load-size"):
         ds.set_load_size(12)
 
 
@@ -213,8 +214,11 @@ def test_workers_reseed_deterministically_from_the_loader_seed(tmp_path: Path) -
     def epoch(seed: int) -> list[str]:
         ds = UnpairedImageDataset(root, load_size=20, crop_size=16, seed=None)  # dataset seed unused
         loader = make_dataloader(ds, batch_size=2, shuffle=True, num_workers=1, seed=seed)
-        return [f"{a}|{b}|{x.sum().item():.4f}" for batch in loader
-                for a, b, x in zip(batch["A_path"], batch["B_path"], batch["A"])]
+        return [
+            f"{a}|{b}|{x.sum().item():.4f}"
+            for batch in loader
+            for a, b, x in zip(batch["A_path"], batch["B_path"], batch["A"])
+        ]
 
     first = epoch(11)
     assert first == epoch(11)

@@ -138,7 +138,7 @@ def test_init_normal_and_xavier_scale():
     init_weights(conv, "xavier", 0.02)
     fan = 64 * 9
     assert abs(conv.weight.std().item() - 0.02 * math.sqrt(2 / (fan + fan))) < 2e-5
-    with pytest.raises(ValueError, match="init_type"):
+    with pytest.raises(ValueError, match="--init-type"):
         init_weights(conv, "uniform")
 
 
@@ -283,22 +283,41 @@ def test_image_pool_semantics():
         ImagePool(-1)
 
 
+def test_image_pool_restored_from_a_checkpoint_serves_batches_on_another_device():
+    """A pool loaded from a checkpoint holds CPU tensors; a training batch on another device (here ``meta``,
+    standing in for a GPU) gets them on its own device."""
+    pool = ImagePool(2)
+    pool.load_state_dict({"size": 2, "images": [torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)]})
+    out = pool.query(torch.zeros(8, 3, 4, 4, device="meta"), torch.Generator().manual_seed(0))
+    assert out.shape == (8, 3, 4, 4) and out.device.type == "meta"
+
+
 # ---------------------------------------------------------------- presets, schedule, steps
 
 
 def test_presets_follow_cut_code_options():
     cut, fast = make_config("cut"), make_config("fastcut")
     assert (cut.lambda_nce, cut.nce_idt, cut.flip_equivariance, cut.n_epochs, cut.n_epochs_decay) == (
-        1.0, True, False, 200, 200)
+        1.0,
+        True,
+        False,
+        200,
+        200,
+    )
     assert (fast.lambda_nce, fast.nce_idt, fast.flip_equivariance, fast.n_epochs, fast.n_epochs_decay) == (
-        10.0, False, True, 150, 50)
+        10.0,
+        False,
+        True,
+        150,
+        50,
+    )
     assert cut.nce_layers == (0, 4, 8, 12, 16) and cut.num_patches == 256 and cut.nce_temperature == 0.07
     assert cut.init_type == "xavier" and make_config("cyclegan").init_type == "normal"
     cyc = make_config("cyclegan")
     assert (cyc.lambda_cycle, cyc.lambda_identity, cyc.pool_size) == (10.0, 0.5, 50)
-    with pytest.raises(ValueError, match="nce_negatives"):
+    with pytest.raises(ValueError, match="--nce-negatives"):
         make_config("cut", nce_negatives="queue")
-    with pytest.raises(ValueError, match="model must be"):
+    with pytest.raises(ValueError, match="--model: unknown value .munit."):
         make_config("munit")
 
 

@@ -14,6 +14,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before dm_control is imported (by t
 
 from cut_translation import restyle  # noqa: E402
 from cut_translation.data import PairedTestDataset  # noqa: E402
+from ssl_shared.errors import UserError  # noqa: E402
 
 pytestmark = pytest.mark.render
 
@@ -51,9 +52,9 @@ def test_same_seed_gives_byte_identical_pngs(tiny_benchmark: Path, tmp_path: Pat
     assert _pngs(again) == _pngs(tiny_benchmark)
     other = tmp_path / "other"
     restyle.generate(restyle.RestyleConfig(out=str(other), **{**TINY, "seed": 4, "train": 1, "test": 1}))
-    assert _pngs(other)["trainA/cartpole-swingup_00000.png"] != _pngs(tiny_benchmark)[
-        "trainA/cartpole-swingup_00000.png"
-    ]
+    assert (
+        _pngs(other)["trainA/cartpole-swingup_00000.png"] != _pngs(tiny_benchmark)["trainA/cartpole-swingup_00000.png"]
+    )
 
 
 def test_cache_skips_and_refuses_other_parameters(tiny_benchmark: Path) -> None:
@@ -103,18 +104,18 @@ def test_floor_texture_and_sky_recolour_by_formula() -> None:
 
 def test_bad_arguments() -> None:
     for size in (32, 300):
-        with pytest.raises(ValueError, match="size must be an integer from 64 to 256"):
+        with pytest.raises(ValueError, match="--size: got .*; allowed: an integer from 64 to 256"):
             restyle.RestyleConfig(size=size)
     with pytest.raises(ValueError, match="domain-task"):
         restyle.RestyleConfig(tasks=("cheetah",))
-    with pytest.raises(ValueError, match="train and test"):
+    with pytest.raises(ValueError, match="--train: got 0"):
         restyle.RestyleConfig(train=0)
     assert restyle.split_counts(10, 3) == [4, 3, 3]
 
 
 def test_missing_gl_backend_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("MUJOCO_GL", raising=False)
-    with pytest.raises(RuntimeError, match="MUJOCO_GL=egl"):
+    with pytest.raises(UserError, match="MUJOCO_GL=egl"):
         restyle.generate(restyle.RestyleConfig(out=str(tmp_path / "x"), **TINY))
 
 
@@ -122,5 +123,46 @@ def test_cli_reports_bad_size_without_traceback(capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit) as info:
         restyle.main(["--out", str(tmp_path / "x"), "--size", "300"])
     assert info.value.code == 2
-    assert "size must be an integer from 64 to 256 px, got 300" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err == "dmc-restyle: error: --size: got 300; allowed: an integer from 64 to 256 px\n"
     assert not (tmp_path / "x").exists()
+
+
+def _stale_partial(out: Path) -> Path:
+    partial = out.parent / f"{out.name}.partial"
+    (partial / "trainA").mkdir(parents=True)
+    (partial / "trainA" / "half.png").write_bytes(b"\x89PNG")  # what a killed run leaves
+    return partial
+
+
+def test_next_start_removes_the_partial_folder_of_a_killed_run(tiny_benchmark: Path) -> None:
+    partial = _stale_partial(tiny_benchmark)
+    restyle.generate(restyle.RestyleConfig(out=str(tiny_benchmark), **TINY))  # cached: skipped, but cleaned
+    assert not partial.exists()
+    partial = _stale_partial(tiny_benchmark)
+    with pytest.raises(UserError, match="other parameters"):
+        restyle.generate(restyle.RestyleConfig(out=str(tiny_benchmark), **{**TINY, "test": 3}))
+    assert not partial.exists()
+
+
+def test_failed_run_removes_its_partial_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(config, folder):
+        (folder / "trainA" / "x.png").write_bytes(b"")
+        raise RuntimeError("renderer crashed")
+
+    monkeypatch.setattr(restyle, "_render_all", fail)
+    out = tmp_path / "bench"
+    with pytest.raises(RuntimeError, match="renderer crashed"):
+        restyle.generate(restyle.RestyleConfig(out=str(out), **TINY))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_complete_partial_whose_move_was_interrupted_is_moved_into_place(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    partial = tmp_path / "bench.partial"
+    (partial / "trainA").mkdir(parents=True)
+    params = restyle.manifest_parameters(restyle.RestyleConfig(out=str(out), **TINY))
+    (partial / "manifest.json").write_text(json.dumps({"parameters": params, "splits": {}}))
+    manifest = restyle.generate(restyle.RestyleConfig(out=str(out), **TINY))
+    assert manifest["parameters"] == params and (out / "manifest.json").is_file() and not partial.exists()
+    assert list((out / "trainA").iterdir()) == []  # moved, not rendered again

@@ -36,47 +36,68 @@ Differences from the CUT code, all without changing the maths:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from cut_translation.models.config import TranslationConfig
+from cut_translation.models.config import (
+    TranslationConfig,
+    check_greater_than_zero,
+    check_non_negative,
+)
 from cut_translation.models.gan_loss import discriminator_loss, generator_loss
 from cut_translation.models.patch_sampler import PatchMLPHeads, gather_patches, mirror_locations, sample_locations
-from cut_translation.networks import PatchDiscriminator, ResnetGenerator, init_weights
+from cut_translation.networks import PatchDiscriminator, ResnetGenerator, check_nce_layers, init_weights
+from ssl_shared.cli import check_choice, check_positive
+from ssl_shared.errors import NonFiniteLossError, UserError
 from ssl_shared.losses import PATCH_NEGATIVE_MODES, patch_nce_loss
 
 
 @dataclass
 class CUTConfig(TranslationConfig):
-    """CUT defaults (Park et al. 2020; the CUT code's ``cut_model.py`` / ``train_options.py``); the networks,
-    GAN loss, Adam, init (xavier, gain 0.02) and epoch fields come from :class:`TranslationConfig`."""
+    """CUT defaults (Park et al. 2020, arXiv:2007.15651; the CUT code's ``cut_model.py`` / ``train_options.py``);
+    the networks, GAN loss, Adam, init (xavier, gain 0.02) and epoch fields come from :class:`TranslationConfig`."""
 
-    lambda_gan: float = 1.0
-    lambda_nce: float = 1.0
+    lambda_gan: float = 1.0  # weight of the generator's GAN loss
+    lambda_nce: float = 1.0  # weight of the PatchNCE loss
     nce_idt: bool = True  # identity PatchNCE on y -> G(y)
-    flip_equivariance: bool = False
-    nce_layers: tuple[int, ...] = (0, 4, 8, 12, 16)
-    num_patches: int = 256
-    nce_temperature: float = 0.07
-    nce_negatives: str = "image"  # "batch" = --nce_includes_all_negatives_from_minibatch
-    mlp_dim: int = 256
+    flip_equivariance: bool = False  # FastCUT: flip the input batch with p = 1/2 and match flipped features
+    nce_layers: tuple[int, ...] = (0, 4, 8, 12, 16)  # generator module indices whose features PatchNCE compares
+    num_patches: int = 256  # patch locations per layer and image
+    nce_temperature: float = 0.07  # PatchNCE softmax temperature
+    nce_negatives: str = field(
+        default="image",
+        metadata={
+            "help": "negatives of a patch: other patches of its image, or of the whole batch (the CUT code's "
+            "--nce_includes_all_negatives_from_minibatch)",
+            "choices": PATCH_NEGATIVE_MODES,
+        },
+    )
+    mlp_dim: int = 256  # width of the PatchNCE projection heads
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.nce_layers = tuple(self.nce_layers)
-        if self.nce_negatives not in PATCH_NEGATIVE_MODES:
-            raise ValueError(f"nce_negatives must be one of {PATCH_NEGATIVE_MODES}, got {self.nce_negatives!r}")
+        check_nce_layers(self.nce_layers, self.generator.n_blocks)
+        check_choice("nce_negatives", self.nce_negatives, PATCH_NEGATIVE_MODES)
         for name in ("lambda_gan", "lambda_nce"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            check_non_negative(name, getattr(self, name))
         if self.lambda_nce == 0 and self.nce_idt:
-            raise ValueError("nce_idt=True needs lambda_nce > 0")
-        if self.num_patches < 1 or self.mlp_dim < 1:
-            raise ValueError(f"num_patches and mlp_dim must be >= 1, got {self.num_patches}, {self.mlp_dim}")
-        if self.nce_temperature <= 0:
-            raise ValueError(f"nce_temperature must be > 0, got {self.nce_temperature}")
+            raise UserError("--lambda-nce 0 with --nce-idt: the identity PatchNCE term needs --lambda-nce > 0")
+        check_positive("num_patches", self.num_patches)
+        check_positive("mlp_dim", self.mlp_dim)
+        check_greater_than_zero("nce_temperature", self.nce_temperature)
+
+
+#: The FastCUT preset (cut_model.py L47-50): lambda_NCE 10, no identity term, flip equivariance, 150 + 50 epochs.
+FASTCUT_PRESET = {
+    "lambda_nce": 10.0,
+    "nce_idt": False,
+    "flip_equivariance": True,
+    "n_epochs": 150,
+    "n_epochs_decay": 50,
+}
 
 
 def cut_config(**overrides) -> CUTConfig:
@@ -85,10 +106,14 @@ def cut_config(**overrides) -> CUTConfig:
 
 
 def fastcut_config(**overrides) -> CUTConfig:
-    """The FastCUT preset (cut_model.py L47-50): lambda_NCE 10, no identity term, flip equivariance, 150 + 50."""
-    values = dict(lambda_nce=10.0, nce_idt=False, flip_equivariance=True, n_epochs=150, n_epochs_decay=50)
-    values.update(overrides)
-    return CUTConfig(**values)
+    """The FastCUT preset (:data:`FASTCUT_PRESET`) with ``overrides`` on top."""
+    return CUTConfig(**{**FASTCUT_PRESET, **overrides})
+
+
+def raise_if_non_finite(name: str, loss: torch.Tensor, step: int) -> None:
+    """:class:`~ssl_shared.errors.NonFiniteLossError` if ``loss`` is NaN or inf (call it before the optimizer step)."""
+    if not bool(torch.isfinite(loss)):
+        raise NonFiniteLossError(name, float(loss), step)
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
@@ -103,7 +128,8 @@ def make_adam(module: nn.Module, lr: float, beta1: float, beta2: float) -> torch
 class CUTModel(nn.Module):
     """CUT / FastCUT: ``G`` (``self.netG``), ``D`` (``self.netD``), MLP heads ``H`` (``self.netF``) and their optimisers."""
 
-    def __init__(self, config: CUTConfig | None = None) -> None:
+    def __init__(self, config: CUTConfig | None = None, seed: int | None = None) -> None:
+        """``seed`` fixes every initial weight (None: torch's global generator)."""
         super().__init__()
         self.config = config or CUTConfig()
         c = self.config
@@ -111,8 +137,9 @@ class CUTModel(nn.Module):
         self.netG.check_nce_layers(c.nce_layers)
         self.netD = PatchDiscriminator(c.discriminator)
         self.netF = PatchMLPHeads(self.netG.feature_channels(c.nce_layers), c.mlp_dim)
+        init_generator = torch.Generator().manual_seed(seed) if seed is not None else None
         for net in (self.netG, self.netD, self.netF):
-            init_weights(net, c.init_type, c.init_gain)
+            init_weights(net, c.init_type, c.init_gain, generator=init_generator)
         self.optimizers = {
             "G": make_adam(self.netG, c.lr, c.beta1, c.beta2),
             "D": make_adam(self.netD, c.lr, c.beta1, c.beta2),
@@ -131,9 +158,7 @@ class CUTModel(nn.Module):
             for group in opt.param_groups:
                 group["lr"] = lr
 
-    def nce_loss(
-        self, query_feats: list[torch.Tensor], key_feats: list[torch.Tensor], flipped: bool
-    ) -> torch.Tensor:
+    def nce_loss(self, query_feats: list[torch.Tensor], key_feats: list[torch.Tensor], flipped: bool) -> torch.Tensor:
         """``lambda_NCE * mean_l PatchNCE`` for one group (x -> G(x) or y -> G(y)); keys carry no gradient."""
         return self.nce_losses(query_feats, key_feats, flipped, groups=1)[0]
 
@@ -172,8 +197,12 @@ class CUTModel(nn.Module):
             losses.append(c.lambda_nce * torch.stack(per_layer).mean())
         return losses
 
-    def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, float]:
-        """One iteration (forward G, D step, G+F step); returns the losses as floats."""
+    def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor, step: int = 0) -> dict[str, float]:
+        """One iteration (forward G, D step, G+F step); returns the losses as floats.
+
+        A NaN/inf D or G loss raises :class:`~ssl_shared.errors.NonFiniteLossError` (naming ``step``)
+        before the optimizer step it would spoil.
+        """
         c = self.config
         n = real_a.shape[0]
         use_nce = c.lambda_nce > 0
@@ -196,6 +225,7 @@ class CUTModel(nn.Module):
         self.optimizers["D"].zero_grad(set_to_none=True)
         pred = self.netD(torch.cat([fake_b.detach(), real_b], 0))
         loss_d = discriminator_loss(pred[n:], pred[:n], c.gan_mode)
+        raise_if_non_finite("D", loss_d.detach(), step)
         loss_d.backward()
         self.optimizers["D"].step()
 
@@ -216,6 +246,7 @@ class CUTModel(nn.Module):
             if c.nce_idt:
                 out["NCE_Y"] = nce[1].detach()
             loss_g = loss_g + torch.stack(nce).mean()
+        raise_if_non_finite("G", loss_g.detach(), step)
         loss_g.backward()
         self.optimizers["G"].step()
         if use_nce:

@@ -18,35 +18,36 @@ and ``G_B`` once on ``cat(y, x)``; each discriminator sees real and pooled fake 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from cut_translation.models.config import TranslationConfig
-from cut_translation.models.cut import set_requires_grad
+from cut_translation.models.config import TranslationConfig, check_non_negative
+from cut_translation.models.cut import raise_if_non_finite, set_requires_grad
 from cut_translation.models.gan_loss import discriminator_loss, generator_loss
 from cut_translation.models.image_pool import ImagePool
-from cut_translation.networks import PatchDiscriminator, ResnetGenerator, init_weights
+from cut_translation.networks import INIT_TYPES, PatchDiscriminator, ResnetGenerator, init_weights
+from ssl_shared.cli import check_positive
 
 
 @dataclass
 class CycleGANConfig(TranslationConfig):
-    """CycleGAN defaults (Zhu et al. 2017; ``cycle_gan_model.py`` options, as shipped with the CUT code); the
-    networks, GAN loss, Adam and epoch fields come from :class:`TranslationConfig`."""
+    """CycleGAN defaults (Zhu et al. 2017, arXiv:1703.10593; ``cycle_gan_model.py`` options, as shipped with the
+    CUT code); the networks, GAN loss, Adam and epoch fields come from :class:`TranslationConfig`."""
 
-    init_type: str = "normal"  # the CycleGAN code's N(0, 0.02)
-    lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5  # scales lambda_cycle for the identity terms
-    pool_size: int = 50
+    init_type: str = field(  # the CycleGAN code's N(0, 0.02)
+        default="normal", metadata={"help": "weight initialisation", "choices": INIT_TYPES}
+    )
+    lambda_cycle: float = 10.0  # weight of the cycle-consistency L1 losses
+    lambda_identity: float = 0.5  # identity-loss weight, as a fraction of lambda_cycle
+    pool_size: int = 50  # generated images kept for the discriminator (0: no pool)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("lambda_cycle", "lambda_identity"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.pool_size < 0:
-            raise ValueError(f"pool_size must be >= 0, got {self.pool_size}")
+            check_non_negative(name, getattr(self, name))
+        check_positive("pool_size", self.pool_size, allow_zero=True)
 
 
 def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -56,7 +57,8 @@ def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class CycleGANModel(nn.Module):
     """CycleGAN with ``netG_A``, ``netG_B``, ``netD_A``, ``netD_B``, two image pools and two optimisers."""
 
-    def __init__(self, config: CycleGANConfig | None = None) -> None:
+    def __init__(self, config: CycleGANConfig | None = None, seed: int | None = None) -> None:
+        """``seed`` fixes every initial weight (None: torch's global generator)."""
         super().__init__()
         self.config = config or CycleGANConfig()
         c = self.config
@@ -64,8 +66,9 @@ class CycleGANModel(nn.Module):
         self.netG_B = ResnetGenerator(c.generator)
         self.netD_A = PatchDiscriminator(c.discriminator)
         self.netD_B = PatchDiscriminator(c.discriminator)
+        init_generator = torch.Generator().manual_seed(seed) if seed is not None else None
         for net in (self.netG_A, self.netG_B, self.netD_A, self.netD_B):
-            init_weights(net, c.init_type, c.init_gain)
+            init_weights(net, c.init_type, c.init_gain, generator=init_generator)
         g_params = list(self.netG_A.parameters()) + list(self.netG_B.parameters())
         d_params = list(self.netD_A.parameters()) + list(self.netD_B.parameters())
         betas = (c.beta1, c.beta2)
@@ -109,14 +112,19 @@ class CycleGANModel(nn.Module):
             losses["idt_B"] = c.lambda_cycle * c.lambda_identity * l1(out_b[n:], real_a)
         return losses, fake_b, fake_a
 
-    def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, float]:
-        """One iteration: G step (D frozen), then D step on pooled fakes; returns the losses as floats."""
+    def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor, step: int = 0) -> dict[str, float]:
+        """One iteration: G step (D frozen), then D step on pooled fakes; returns the losses as floats.
+
+        A NaN/inf G or D loss raises :class:`~ssl_shared.errors.NonFiniteLossError` (naming ``step``)
+        before the optimizer step it would spoil.
+        """
         c = self.config
         set_requires_grad(self.netD_A, False)
         set_requires_grad(self.netD_B, False)
         self.optimizers["G"].zero_grad(set_to_none=True)
         losses, fake_b, fake_a = self.generator_losses(real_a, real_b)
         loss_g = torch.stack(list(losses.values())).sum()
+        raise_if_non_finite("G", loss_g.detach(), step)
         loss_g.backward()
         self.optimizers["G"].step()
 
@@ -130,6 +138,7 @@ class CycleGANModel(nn.Module):
         pred_b = self.netD_B(torch.cat([real_a, pooled_a], 0))
         loss_d_a = discriminator_loss(pred_a[:n], pred_a[n:], c.gan_mode)
         loss_d_b = discriminator_loss(pred_b[:n], pred_b[n:], c.gan_mode)
+        raise_if_non_finite("D", (loss_d_a + loss_d_b).detach(), step)
         (loss_d_a + loss_d_b).backward()
         self.optimizers["D"].step()
         out = {k: float(v.detach()) for k, v in losses.items()}

@@ -32,7 +32,7 @@ class ImagePool:
                 out.append(image)
             elif torch.rand((), generator=generator).item() < 0.5:
                 slot = int(torch.randint(len(self.images), (), generator=generator).item())
-                out.append(self.images[slot].clone())
+                out.append(self.images[slot].to(image.device, copy=True))  # stored ones may be on the CPU
                 self.images[slot] = image.clone()
             else:
                 out.append(image)
@@ -42,6 +42,7 @@ class ImagePool:
         return {"size": self.size, "images": [im.cpu() for im in self.images]}
 
     def load_state_dict(self, state: dict) -> None:
+        """Images of a checkpoint (on the CPU); ``query`` moves each to the device of the batch it joins."""
         if state["size"] != self.size:
             raise ValueError(f"pool size mismatch: checkpoint {state['size']}, model {self.size}")
         self.images = [im.clone() for im in state["images"]]
