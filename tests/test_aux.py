@@ -76,8 +76,18 @@ def build(name: str, **extra):
 
 def test_registry_lists_all_names():
     expected = {
-        "none", "curl", "simclr", "byol", "spr", "moco", "atc",
-        "reconstruction", "inverse_dynamics", "forward_dynamics", "rotation", "ssl_method",
+        "none",
+        "curl",
+        "simclr",
+        "byol",
+        "spr",
+        "moco",
+        "atc",
+        "reconstruction",
+        "inverse_dynamics",
+        "forward_dynamics",
+        "rotation",
+        "ssl_method",
     }
     assert set(AUX_OBJECTIVES) == expected
     encoder, target = make_encoders()
@@ -355,45 +365,6 @@ def test_forward_dynamics_loss_formula():
     torch.testing.assert_close(loss, expected)
 
 
-# ---------------------------------------------------------------- experiments/compare_aux.py
-
-
-def test_compare_aux_dry_run_prints_one_command_per_run(tmp_path, capsys):
-    from experiments import compare_aux
-
-    compare_aux.main(["--aux", "none", "byol", "--seeds", "1", "2", "--steps", "2000", "--runs", str(tmp_path),
-                      "--dry-run", "--", "--batch-size", "16"])
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 4
-    for line, (aux, seed) in zip(lines, [("none", 1), ("none", 2), ("byol", 1), ("byol", 2)]):
-        assert "-m curl_agents.train" in line and "--algo curl" in line
-        assert f"--aux {aux} " in line and f"--seed {seed} " in line and line.endswith("--batch-size 16")
-        assert str(tmp_path / "cartpole-swingup" / aux / f"seed{seed}") in line
-    assert not any(tmp_path.iterdir()), "a dry run must not create run directories"
-
-
-def test_compare_aux_aggregates_final_returns_over_seeds(tmp_path):
-    from experiments import compare_aux
-
-    finals = {1: 310.0, 2: 250.0, 3: 400.0}
-    for seed, final in finals.items():
-        run = tmp_path / "cartpole-swingup" / "curl" / f"seed{seed}"
-        run.mkdir(parents=True)
-        rows = [(0, 20.0), (1000, final / 2), (2000, final), (3000, 999.0)]  # 3000 lies past the budget
-        (run / "eval.csv").write_text("env_step,mean_return\n" + "".join(f"{s},{r}\n" for s, r in rows))
-    out = tmp_path / "results" / "aux_test"
-    compare_aux.main(["--aux", "curl", "none", "--seeds", "1", "2", "3", "--steps", "2000", "--runs", str(tmp_path),
-                      "--out", str(out), "--aggregate-only"])
-    specs = compare_aux.plan_runs(["curl"], [1, 2, 3], "cartpole-swingup", 2000, tmp_path, [])
-    (row,) = compare_aux.summarise(["curl"], [1, 2, 3], compare_aux.load_curves(specs), 2000)
-    assert row["finals"] == [310.0, 250.0, 400.0]
-    assert row["mean"] == pytest.approx(sum(finals.values()) / 3)
-    assert 250.0 <= row["ci_low"] <= row["mean"] <= row["ci_high"] <= 400.0
-    table = out.with_suffix(".md").read_text()
-    assert "| curl | 3 | 320.0 |" in table and "| none | 0 |" in table
-    assert out.with_suffix(".csv").exists() and out.with_suffix(".png").stat().st_size > 0
-
-
 # ---------------------------------------------------------------- ssl_shared methods as objectives
 
 
@@ -407,7 +378,9 @@ def test_ssl_method_objective_trains_the_online_encoder_with_the_method_loss(met
     torch.manual_seed(3)
     ours, _ = objective.compute_loss(batch)
     torch.manual_seed(3)
-    direct, _ = objective.method.training_step({"image": batch.obs / 255.0}, step=0, total_steps=objective.schedule_steps)
+    direct, _ = objective.method.training_step(
+        {"image": batch.obs / 255.0}, step=0, total_steps=objective.schedule_steps
+    )
     torch.testing.assert_close(ours, direct)
     assert objective.method.backbone is objective.encoder
     assert isinstance(build_method(method, make_encoders()[0], 16), torch.nn.Module)
