@@ -124,7 +124,9 @@ def header(plan: Plan, trainer: Trainer, finished: list[Finished], dest: Path, o
         + (f", protocol `{plan.protocol.name}`" if plan.protocol else "")
         + f"; grid file SHA-256 `{grid.sha256[:16]}` (copied here as `grid.toml`)",
         f"- trainer: `python -m {' '.join(trainer.command[1:])}`",
-        f"- cells: {coverage}",
+        f"- cells: {coverage}; run with `python -m experiments.grid run {grid.name}"
+        + (f" --protocol {plan.protocol.name}" if plan.protocol else "")
+        + "` (settings and seeds per cell: `grid.toml`, `runs/<cell>/config.json`)",
         f"- per-run data: `runs/<cell>/` ({', '.join(trainer.data_files)})",
         f"- regenerate from this folder: `python -m experiments.grid report {grid.name}"
         + (f" --protocol {plan.protocol.name}" if plan.protocol else "")
@@ -133,6 +135,7 @@ def header(plan: Plan, trainer: Trainer, finished: list[Finished], dest: Path, o
     ]
     lines += [f"- reference: {r}" for r in grid.references]
     lines += provenance_lines(finished)
+    lines += wall_time_lines(trainer, finished)
     stray = stray_results(plan, dest, trainer)
     if stray:
         lines.append(f"- ignored: {len(stray)} copied run(s) that the grid file no longer plans ({', '.join(stray)})")
@@ -166,6 +169,24 @@ def provenance_lines(finished: list[Finished]) -> list[str]:
     if missing:
         lines.append(f"- {missing} of {len(finished)} finished run(s) have no launches.json (no launch provenance)")
     return lines
+
+
+def wall_time_lines(trainer: Trainer, finished: list[Finished]) -> list[str]:
+    """Total and range of the runs' training wall times, as the trainer recorded them."""
+    if trainer.wall_time is None or not finished:
+        return []
+    filename, key = trainer.wall_time
+    seconds = []
+    for f in finished:
+        value = json.loads((f.folder / filename).read_text()).get(key)
+        if isinstance(value, (int, float)):
+            seconds.append(float(value))
+    if not seconds:
+        return []
+    return [
+        f"- training wall time ({filename} `{key}`): {sum(seconds):,.0f} s over {len(seconds)} run(s), "
+        f"{min(seconds):,.0f}-{max(seconds):,.0f} s per run"
+    ]
 
 
 def coverage_section(plan: Plan, finished: list[Finished], budget: str | None) -> list[str]:

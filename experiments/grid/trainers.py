@@ -59,6 +59,7 @@ class Trainer:
     field_renames: dict[str, str] = field(default_factory=dict)  # grid field -> trainer field, after a rename
     finish: Callable[[dict[str, Any], Path, int | None], list[str]] | None = None  # command run after training
     finish_file: str | None = None  # what ``finish`` writes
+    wall_time: tuple[str, str] | None = None  # (file, key) of a finished run's training wall time in seconds
 
     # ------------------------------------------------------------------------------------- flags
 
@@ -256,6 +257,7 @@ TRAINERS: dict[str, Trainer] = {
         thread_field="torch_threads",
         extra_flags=("--no-progress",),
         field_renames={"steps": "env_steps", "torch_threads": "threads"},
+        wall_time=("summary.json", "wall_time_s"),
     ),
     "cut_translation.cli": Trainer(
         name="cut_translation.cli",
