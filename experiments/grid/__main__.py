@@ -1,0 +1,4 @@
+from experiments.grid.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+"""How the grid runner drives each trainer: one small adapter per training command, in one registry.
+
+An adapter says which module to run, where its command line comes from (the trainer's own argparse
+parser: a grid setting ``batch_size`` becomes whatever flag has ``dest == "batch_size"``, so the mapping
+follows the trainer when its flags change), which file a finished run writes last, where its checkpoints
+live, which setting is its budget and which flag sets its thread count, and how far a running run is.
+
+What each adapter assumes of its trainer, and the one place to change when a trainer changes:
+
+- ``curl_agents.train``: finished when ``summary.json`` exists; resumable when ``checkpoints/latest/``
+  (or a :class:`ssl_shared.run_dir.CheckpointStore` under ``checkpoints/``) exists; budget ``steps`` (env
+  steps), threads ``torch_threads``; progress = the last ``env_step`` of ``eval.csv``. ``FIELD_RENAMES``
+  lets grid files keep ``steps`` / ``torch_threads`` if the trainer renames them ``env_steps`` / ``threads``.
+- ``cut_translation.cli train``: finished training when ``summary.json`` exists, then the cell runs
+  ``python -m cut_translation.cli evaluate ... --json eval.json`` and is done when ``eval.json`` exists;
+  resumable when ``checkpoints/latest.pt`` exists; threads ``threads``; progress = ``losses.csv`` iterations
+  out of ``config.json``'s ``total_iters``.
+- ``ssl_shared.train``: finished when ``probe.json`` exists; resumable when ``checkpoint.pt`` exists; budget
+  ``steps``; no thread flag (``OMP_NUM_THREADS`` only); progress = the last ``step`` of ``train.csv``.
+
+Every trainer takes ``--out FOLDER`` and ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ssl_shared.errors import UserError
+from ssl_shared.run_dir import CheckpointStore
+
+RESERVED = ("out", "resume")  # set by the runner for every cell
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """One training command as the runner sees it (see the module docstring for each instance)."""
+
+    name: str
+    command: tuple[str, ...]  # after the Python executable, e.g. ("-m", "cut_translation.cli", "train")
+    parser: Callable[[], argparse.ArgumentParser]
+    completion_file: str  # the trainer's last write of a finished run
+    checkpoints: tuple[str, ...]  # paths (in the run folder) whose presence means "resumable"
+    budget_field: str | None
+    unit: str  # what the progress counts
+    report_kind: str  # "rl" | "translation" | "probe"
+    data_files: tuple[str, ...]  # per-run files a report copies into experiments/results
+    progress: Callable[[Path], tuple[int | None, int | None]]  # (done, total) read from the run folder
+    thread_field: str | None = None
+    extra_flags: tuple[str, ...] = ()  # passed to every run (no progress bars in the logs)
+    field_renames: dict[str, str] = field(default_factory=dict)  # grid field -> trainer field, after a rename
+    finish: Callable[[dict[str, Any], Path, int | None], list[str]] | None = None  # command run after training
+    finish_file: str | None = None  # what ``finish`` writes
+    wall_time: tuple[str, str] | None = None  # (file, key) of a finished run's training wall time in seconds
+
+    # ------------------------------------------------------------------------------------- flags
+
+    def actions(self) -> dict[str, argparse.Action]:
+        return {a.dest: a for a in self.parser()._actions if a.option_strings and a.dest != "help"}
+
+    def dest(self, name: str, actions: dict[str, argparse.Action] | None = None) -> str:
+        """The trainer field a grid setting names (through ``field_renames`` after a rename)."""
+        actions = self.actions() if actions is None else actions
+        if name in actions:
+            return name
+        renamed = self.field_renames.get(name)
+        if renamed in actions:
+            return renamed
+        allowed = ", ".join(sorted(d for d in actions if d not in RESERVED))
+        raise UserError(f"setting {name!r} is not a flag of {self.name}; allowed: {allowed}")
+
+    def flags(self, settings: dict[str, Any]) -> list[str]:
+        """The command-line flags for ``settings``, in the order the trainer's parser declares them."""
+        actions = self.actions()
+        by_dest: dict[str, Any] = {}
+        for name, value in settings.items():
+            dest = self.dest(name, actions)
+            if dest in RESERVED or (self.thread_field and dest == self.dest(self.thread_field, actions)):
+                raise UserError(f"setting {name!r} is set by the runner (--out, --resume, --threads-per-job)")
+            by_dest[dest] = value
+        argv: list[str] = []
+        for dest, action in actions.items():
+            if dest in by_dest:
+                argv += _flag(action, by_dest[dest])
+        return argv
+
+    def check(self, settings: dict[str, Any], where: str) -> None:
+        """Parse the flags of ``settings`` with the trainer's own parser; a rejected value is a UserError."""
+        argv = [*self.flags(settings), "--out", "unused"]
+        stderr = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(stderr):
+                self.parser().parse_args(argv)
+        except SystemExit as err:
+            message = " ".join(stderr.getvalue().strip().splitlines()[-1:]) or f"exit {err.code}"
+            raise UserError(f"{where}: {self.name} rejects the flags {' '.join(argv[:-2])}: {message}") from None
+
+    def thread_flags(self, threads: int | None) -> list[str]:
+        if threads is None or self.thread_field is None:
+            return []
+        return _flag(self.actions()[self.dest(self.thread_field)], threads)
+
+    # ------------------------------------------------------------------------------------- run state
+
+    def trained(self, out: Path) -> bool:
+        return (out / self.completion_file).is_file()
+
+    def finished(self, out: Path) -> bool:
+        """True when the run is complete: the trainer's completion file (and the finish step's, if any)."""
+        return self.trained(out) and (self.finish_file is None or (out / self.finish_file).is_file())
+
+    def has_checkpoint(self, out: Path) -> bool:
+        if any((out / marker).exists() for marker in self.checkpoints):
+            return True
+        return CheckpointStore(out / "checkpoints").latest() is not None
+
+    def commands(self, settings: dict[str, Any], out: Path, threads: int | None) -> tuple[list[list[str]], bool]:
+        """The commands that bring an unfinished run to done, and whether training resumes a checkpoint."""
+        commands, resume = [], False
+        if not self.trained(out):
+            resume = self.has_checkpoint(out)
+            commands.append(
+                [sys.executable, *self.command, *self.flags(settings), *self.thread_flags(threads),
+                 *self.extra_flags, "--out", str(out), *(["--resume"] if resume else [])]
+            )  # fmt: skip
+        if self.finish is not None:
+            commands.append(self.finish(settings, out, threads))
+        return commands, resume
+
+
+def _flag(action: argparse.Action, value: Any) -> list[str]:
+    """Command-line words that make ``action`` parse ``value``."""
+    flag = action.option_strings[0]
+    if isinstance(action, argparse.BooleanOptionalAction):
+        positive = [s for s in action.option_strings if not s.startswith("--no-")]
+        negative = [s for s in action.option_strings if s.startswith("--no-")]
+        return [positive[0] if value else negative[0]]
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        return [flag] if value == action.const else []
+    if action.nargs in ("+", "*") or isinstance(action.nargs, int):
+        values = value if isinstance(value, (list, tuple)) else [value]
+        return [flag, *(_word(v) for v in values)]
+    if isinstance(value, (list, tuple)):
+        return [flag, ",".join(_word(v) for v in value)]
+    return [flag, _word(value)]
+
+
+def _word(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+# ----------------------------------------------------------------------------------------- progress readers
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    """Complete rows of a CSV log that may be half-written right now (a torn last line is skipped)."""
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    return [r for r in csv.DictReader(io.StringIO(text)) if None not in r.values()]
+
+
+def _last(path: Path, column: str) -> int | None:
+    values = [int(float(r[column])) for r in _csv_rows(path) if r.get(column) not in (None, "")]
+    return max(values) if values else None
+
+
+def _config_value(out: Path, *keys: str) -> int | None:
+    path = out / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        value: Any = json.loads(path.read_text())
+        for key in keys:
+            value = value[key]
+        return int(value)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _curl_progress(out: Path) -> tuple[int | None, int | None]:
+    total = _config_value(out, "steps")
+    return _last(out / "eval.csv", "env_step"), total if total is not None else _config_value(out, "env_steps")
+
+
+def _cut_progress(out: Path) -> tuple[int | None, int | None]:
+    return _last(out / "losses.csv", "iteration"), _config_value(out, "total_iters")
+
+
+def _ssl_progress(out: Path) -> tuple[int | None, int | None]:
+    last = _last(out / "train.csv", "step")
+    return (None if last is None else last + 1), _config_value(out, "steps")
+
+
+# ----------------------------------------------------------------------------------------- parsers
+
+
+def _curl_parser() -> argparse.ArgumentParser:
+    from curl_agents.train import build_parser
+
+    return build_parser()
+
+
+def _cut_parser() -> argparse.ArgumentParser:
+    from cut_translation.cli import build_train_parser
+
+    return build_train_parser()
+
+
+def _ssl_parser() -> argparse.ArgumentParser:
+    """``ssl_shared.train``'s flags: one ``--field-name`` per ``TrainerConfig`` field, as its ``parse_args`` makes."""
+    from ssl_shared.cli import add_dataclass_options
+    from ssl_shared.train import TrainerConfig
+
+    parser = argparse.ArgumentParser(prog="python -m ssl_shared.train")
+    add_dataclass_options(parser, TrainerConfig)
+    return parser
+
+
+def _cut_evaluate(settings: dict[str, Any], out: Path, threads: int | None) -> list[str]:
+    """Paired metrics (and FID/KID with Inception weights) of the trained generator on the test split."""
+    command = [sys.executable, "-m", "cut_translation.cli", "evaluate", "--checkpoint", str(out),
+               "--data", str(settings["data"]), "--json", str(out / "eval.json")]  # fmt: skip
+    if threads is not None:
+        command += ["--threads", str(threads)]
+    if settings.get("inception_weights"):
+        command += ["--inception-weights", str(settings["inception_weights"])]
+    return command
+
+
+TRAINERS: dict[str, Trainer] = {
+    "curl_agents.train": Trainer(
+        name="curl_agents.train",
+        command=("-m", "curl_agents.train"),
+        parser=_curl_parser,
+        completion_file="summary.json",
+        checkpoints=("checkpoints/latest",),
+        budget_field="steps",
+        unit="env steps",
+        report_kind="rl",
+        data_files=("eval.csv", "config.json", "summary.json", "launches.json"),
+        progress=_curl_progress,
+        thread_field="torch_threads",
+        extra_flags=("--no-progress",),
+        field_renames={"steps": "env_steps", "torch_threads": "threads"},
+        wall_time=("summary.json", "wall_time_s"),
+    ),
+    "cut_translation.cli": Trainer(
+        name="cut_translation.cli",
+        command=("-m", "cut_translation.cli", "train"),
+        parser=_cut_parser,
+        completion_file="summary.json",
+        checkpoints=("checkpoints/latest.pt",),
+        budget_field=None,
+        unit="iterations",
+        report_kind="translation",
+        data_files=("eval.json", "config.json", "summary.json", "launches.json"),
+        progress=_cut_progress,
+        thread_field="threads",
+        finish=_cut_evaluate,
+        finish_file="eval.json",
+    ),
+    "ssl_shared.train": Trainer(
+        name="ssl_shared.train",
+        command=("-m", "ssl_shared.train"),
+        parser=_ssl_parser,
+        completion_file="probe.json",
+        checkpoints=("checkpoint.pt",),
+        budget_field="steps",
+        unit="steps",
+        report_kind="probe",
+        data_files=("probe.json", "config.json", "launches.json"),
+        progress=_ssl_progress,
+    ),
+}
+
+
+def get_trainer(name: str, where: str = "grid file") -> Trainer:
+    if name not in TRAINERS:
+        raise UserError(f"{where}: trainer {name!r} is not known; allowed: {', '.join(sorted(TRAINERS))}")
+    return TRAINERS[name]
