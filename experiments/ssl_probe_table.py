@@ -14,7 +14,8 @@ The table reports, honestly, where a method does not beat random init at this (s
 Usage:
     python -m experiments.ssl_probe_table --steps 100 --batch-size 32 --out experiments/results/ssl_probe_table
 
-Runs already finished under runs/ssl_probe_table/ (a probe.json) are reused, so an interrupted table resumes.
+Runs already finished under runs/ssl_probe_table/ (a probe.json) are reused and interrupted ones resume from
+their checkpoint, so an interrupted table resumes.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from torch.utils.data import DataLoader
 
 from ssl_shared.data import build_dataset
 from ssl_shared.evaluation import extract_features, knn_classify, linear_probe_classification, linear_probe_regression
-from ssl_shared.train import TrainerConfig, build_backbone, seed_everything, train
+from ssl_shared.run_dir import CheckpointStore
+from ssl_shared.train import CHECKPOINTS, TrainerConfig, build_backbone, seed_everything, train
 
 DATASETS = {"digits": "digits", "dmc": "dmc:cartpole-swingup"}
 
@@ -126,8 +128,9 @@ def run(methods: list[str], datasets: list[str], base: TrainerConfig, out: Path)
                 if done.exists():  # finished in an earlier invocation: reuse (the table script is resumable)
                     result = json.loads(done.read_text())
                     t0 -= result.get("wall_time_s", 0.0)
-                else:
-                    result = train(cfg)
+                else:  # an interrupted run continues from its checkpoint
+                    started = CheckpointStore(Path(cfg.out) / CHECKPOINTS).latest() is not None
+                    result = train(replace(cfg, resume=started))
                 rows.append(
                     {
                         "dataset": ds_name,
