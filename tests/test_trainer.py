@@ -15,9 +15,22 @@ from torch.utils.data import Dataset, default_collate
 from torch.utils.data.distributed import DistributedSampler
 
 from ssl_shared.data import build_dataset
-from ssl_shared.train import TrainerConfig, build_optimizer, lr_at, train, train_method
+from ssl_shared.errors import UserError
+from ssl_shared.run_dir import CheckpointStore
+from ssl_shared.train import Trainer, TrainerConfig, build_optimizer, lr_at, train, train_method
 
-TINY = dict(data="digits", image_size=16, widths=(8, 16), feature_dim=16, batch_size=16, log_every=5, probe=False)
+# fp32 pinned: precision "auto" turns bf16 autocast on for CPUs with AMX / AVX-512 BF16, and these tests
+# compare exact numbers with references computed in fp32.
+TINY = dict(
+    data="digits",
+    image_size=16,
+    widths=(8, 16),
+    feature_dim=16,
+    batch_size=16,
+    log_every=5,
+    probe=False,
+    precision="fp32",
+)
 
 
 def test_lr_schedule_warmup_then_cosine():
@@ -29,17 +42,17 @@ def test_lr_schedule_warmup_then_cosine():
 
 
 def test_bad_inputs_fail_before_training(tmp_path):
-    with pytest.raises(ValueError, match="unknown method"):
+    with pytest.raises(UserError, match="--method: unknown value 'no-such-method'"):
         train(TrainerConfig(method="no-such-method", out=str(tmp_path), **TINY))
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(UserError, match="--data .*missing.* does not exist"):
         train(TrainerConfig(method="rotation", **{**TINY, "data": f"folder:{tmp_path / 'missing'}"}, out=str(tmp_path)))
-    with pytest.raises(ValueError, match="frames"):
+    with pytest.raises(UserError, match="frames"):
         train(TrainerConfig(method="shuffle_and_learn", out=str(tmp_path), **TINY))
-    assert not (tmp_path / "checkpoint.pt").exists()
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "config.json").exists()
 
 
 def _final_weights(out) -> dict:
-    return torch.load(out / "checkpoint.pt", weights_only=False)["method"]
+    return torch.load(CheckpointStore(out / "checkpoints").latest() / "checkpoint.pt", weights_only=False)["method"]
 
 
 def test_resume_continues_exactly(tmp_path):
@@ -48,7 +61,7 @@ def test_resume_continues_exactly(tmp_path):
     half = tmp_path / "half"
     # an interrupted run: it stops after 3 of its 6 steps, then --resume finishes it
     train(TrainerConfig(method="simclr", steps=6, stop_after=3, checkpoint_every=100, out=str(half), **TINY))
-    state = torch.load(half / "checkpoint.pt", weights_only=False)
+    state = torch.load(CheckpointStore(half / "checkpoints").latest() / "checkpoint.pt", weights_only=False)
     assert state["step"] == 3
     train(TrainerConfig(method="simclr", steps=6, checkpoint_every=100, out=str(half), resume=True, **TINY))
     a, b = _final_weights(full), _final_weights(half)
@@ -184,7 +197,7 @@ def test_two_process_training_equals_one_process_on_the_global_batch(two_process
     out, shards, labelled = two_process_runs
     config = TrainerConfig(out=str(tmp_path / "reference"), **S4L_RUN)
     with _tiny_partly_labelled(labelled):  # the initial weights every process starts from
-        method, _ = train_method(TrainerConfig(**{**S4L_RUN, "steps": 0}, out=str(tmp_path / "init_weights")))
+        method = Trainer(TrainerConfig(out=str(tmp_path / "init_weights"), **S4L_RUN)).method
     dataset = PartlyLabelled(build_dataset("digits", "train", TINY["image_size"]), labelled)
     params = [p for p in method.parameters() if p.requires_grad]
     optimizer = build_optimizer(config, params)

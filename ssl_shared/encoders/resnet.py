@@ -7,7 +7,6 @@ No pretrained weights are ever loaded (nothing is downloaded).
 from __future__ import annotations
 
 import torch
-import torchvision
 from torch import nn
 
 
@@ -70,6 +69,8 @@ class TorchvisionResNet(nn.Module):
         allowed = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
         if name not in allowed:
             raise ValueError(f"unknown torchvision resnet {name!r}; allowed: {allowed}")
+        import torchvision  # imported here: it pulls in torch._dynamo, which SmallResNet runs never need
+
         net = getattr(torchvision.models, name)(weights=None)
         if in_channels != 3:
             net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
