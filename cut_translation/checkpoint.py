@@ -17,8 +17,6 @@ truncated, not a checkpoint, weights that do not fit the model) is a one-line
 from __future__ import annotations
 
 import json
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +83,10 @@ def torch_load(path: Path, flag: str = "--checkpoint") -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as err:
         raise UserError(f"{_where(flag, path)}: file not found") from err
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile, AttributeError) as err:
+    except Exception as err:  # unpickling arbitrary bytes can raise almost any exception type
         reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise UserError(
-            f"{_where(flag, path)}: not a readable checkpoint file (truncated, or not written by cut-train): {reason}"
+            f"{_where(flag, path)}: not a readable PyTorch file (truncated, or of another format): {reason}"
         ) from err
 
 

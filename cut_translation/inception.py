@@ -177,7 +177,9 @@ class InceptionFeatureExtractor(nn.Module):
     def __init__(self, weights_path: str | Path | None = None) -> None:
         super().__init__()
         path = resolve_weights_path(weights_path)
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        from cut_translation.checkpoint import torch_load
+
+        state = torch_load(Path(path), flag="--inception-weights")
         if not isinstance(state, dict):
             raise ValueError(f"{path} does not hold a state dict. {WEIGHTS_HELP}")
         self.variant = _variant_of(state, path)

@@ -118,7 +118,7 @@ def world(tmp_path_factory):
     shutil.copytree(run, truncated_run)
     (truncated_run / "checkpoints" / "step-0000000002" / "state.pt").write_bytes(state[:1000])
     (root / "truncated.pt").write_bytes(state[: len(state) // 3])
-    (root / "garbage.pt").write_bytes(os.urandom(4096))
+    (root / "garbage.pt").write_bytes(np.random.default_rng(0).bytes(4096))  # fixed: a test must not vary
     torch.save({"weights": torch.zeros(3)}, root / "foreign.pt")
     (root / "stopped").mkdir()  # a run killed before its first checkpoint
     (root / "stopped" / "losses.csv").write_text("iteration,D\n1,0.5\n")
