@@ -1,29 +1,31 @@
-"""Evaluation, logging, video and checkpoint helpers for the agents, plus SB3 callbacks built on them.
+"""Evaluation, logging and video helpers for the agents, plus SB3 callbacks built on them.
 
 * :func:`evaluate` runs deterministic episodes (mean action, center-cropped observations: the
   policy crops inside ``predict``) on a separate env, reseeded per episode so the result depends
-  only on the weights and the seeds.
-* :class:`EvalCSV` appends one row per evaluation to ``eval.csv``; :func:`plot_learning_curve`
-  draws it; :func:`save_gif` writes a video with Pillow (no imageio needed).
-* :func:`atomic_write_dir` / :func:`atomic_write_bytes`: write to a temporary path, then
-  ``os.replace``, so a crash never leaves a half-written checkpoint.
-* :func:`env_step_tensorboard_logger`: an SB3 logger writing TensorBoard scalars against ENV steps.
+  only on the weights and the seeds. With ``record=True`` it keeps the frames of the first episode,
+  rendered by ``render`` when given (e.g. the task camera at a viewable size) or else taken from the
+  observation.
+* :class:`EvalCSV` appends one row per evaluation to ``eval.csv`` through
+  :class:`ssl_shared.run_dir.CsvLog` (each row reaches the file at once; a resumed run truncates the
+  rows past its checkpoint); :func:`plot_learning_curve` draws it with the x axis in thousands
+  (``4K``) or millions; :func:`save_gif` writes a video with Pillow (no imageio needed). Figures and
+  videos are written atomically (:func:`ssl_shared.run_dir.atomic_write_bytes`).
+* :func:`env_step_tensorboard_logger`: an SB3 logger writing TensorBoard scalars against env steps; on
+  resume it purges the events a killed run wrote after its checkpoint (``purge_env_step``).
 * SB3 callbacks for the Python API: :class:`EvalCSVCallback` (evaluate every N agent steps, CSV +
-  logger scalars) and :class:`EnvStepProgressBar` (tqdm in ENV steps).
+  logger scalars) and :class:`EnvStepProgressBar` (tqdm in env steps).
 
-NaN/inf: the algorithms raise ``RuntimeError`` naming the loss and the step inside ``train()``;
-the train command catches it and keeps the last good checkpoint (none is written after a failure).
+NaN/inf: the algorithms raise :class:`ssl_shared.errors.NonFiniteLossError` naming the loss and the
+step inside ``train()``; the train command exits with code 3 and keeps the last good checkpoint.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,10 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import Logger, make_output_format
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 from tqdm import tqdm
+
+from ssl_shared.run_dir import CsvLog, atomic_write_bytes
 
 EVAL_FIELDS = [
     "env_step",
@@ -44,7 +48,10 @@ EVAL_FIELDS = [
     "max_return",
     "episodes",
     "wall_time_s",
+    "note",
 ]
+_INT_FIELDS = ("env_step", "agent_step", "episodes")
+_TEXT_FIELDS = ("note",)
 
 
 @dataclass
@@ -74,18 +81,32 @@ def _frame_of(env: gym.Env, obs: np.ndarray) -> np.ndarray:
 
 
 def evaluate(
-    model: BaseAlgorithm, env: gym.Env, n_episodes: int, base_seed: int, eval_index: int, record: bool = False
+    model: BaseAlgorithm,
+    env: gym.Env,
+    n_episodes: int,
+    base_seed: int,
+    eval_index: int,
+    record: bool = False,
+    render: Callable[[], np.ndarray] | None = None,
 ) -> EvalResult:
-    """Run ``n_episodes`` deterministic episodes; episode ``i`` starts from ``reset(seed=f(base, index, i))``."""
+    """Run ``n_episodes`` deterministic episodes; episode ``i`` starts from ``reset(seed=f(base, index, i))``.
+
+    ``record``: keep the first episode's frames, from ``render()`` (an ``(H, W, 3)`` uint8 image of the
+    env's current state) when given, else the newest frame of each observation.
+    """
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
     returns: list[float] = []
     frames: list[np.ndarray] = []
+
+    def frame(obs: np.ndarray) -> np.ndarray:
+        return np.asarray(render()) if render is not None else _frame_of(env, obs)
+
     for episode in range(n_episodes):
         obs, _ = env.reset(seed=episode_seed(base_seed, eval_index, episode))
         keep = record and episode == 0
         if keep:
-            frames.append(_frame_of(env, obs))
+            frames.append(frame(obs))
         total, done = 0.0, False
         while not done:
             action, _ = model.predict(obs, deterministic=True)
@@ -93,18 +114,25 @@ def evaluate(
             total += float(reward)
             done = terminated or truncated
             if keep:
-                frames.append(_frame_of(env, obs))
+                frames.append(frame(obs))
         returns.append(total)
     return EvalResult(returns, frames)
 
 
 class EvalCSV:
-    """Append-only ``eval.csv`` with the columns of ``EVAL_FIELDS`` (header written once)."""
+    """``eval.csv``: one row per evaluation with the columns of ``EVAL_FIELDS`` (a :class:`CsvLog`).
+
+    ``note`` is empty except where something about the run changed at that evaluation (e.g. a resume
+    with an empty replay buffer).
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.log = CsvLog(self.path, step_key="env_step")
 
-    def append(self, env_step: int, agent_step: int, result: EvalResult, wall_time_s: float) -> dict[str, Any]:
+    def append(
+        self, env_step: int, agent_step: int, result: EvalResult, wall_time_s: float, note: str = ""
+    ) -> dict[str, Any]:
         row = {
             "env_step": env_step,
             "agent_step": agent_step,
@@ -114,104 +142,99 @@ class EvalCSV:
             "max_return": round(float(np.max(result.returns)), 3),
             "episodes": len(result.returns),
             "wall_time_s": round(wall_time_s, 1),
+            "note": note,
         }
-        new = not self.path.exists()
-        with self.path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=EVAL_FIELDS)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        self.log.append(row)
         return row
 
-    def rows(self) -> list[dict[str, float]]:
-        if not self.path.exists():
-            return []
-        with self.path.open() as f:
-            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    def rows(self) -> list[dict[str, Any]]:
+        """Rows with numbers as ``float`` (``note`` stays text; files without it read as before)."""
+        return [
+            {k: (v if k in _TEXT_FIELDS else float(v)) for k, v in row.items() if v is not None}
+            for row in self.log.rows()
+        ]
 
     def truncate_after(self, env_step: int) -> None:
-        """Drop rows past ``env_step`` (a resumed run re-evaluates them)."""
-        rows = [r for r in self.rows() if r["env_step"] <= env_step]
-        tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=EVAL_FIELDS)
+        """Drop rows past ``env_step`` and a torn last line (a resumed run re-evaluates them); a file
+        written before the ``note`` column existed gets it."""
+        self.log.truncate_after(env_step)
+        header = self.log.fieldnames()
+        if header is not None and header != EVAL_FIELDS:
+            rows = self.log.rows()
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=EVAL_FIELDS, restval="", extrasaction="ignore")
             writer.writeheader()
-            for r in rows:
-                writer.writerow(
-                    {k: (int(v) if k in ("env_step", "agent_step", "episodes") else v) for k, v in r.items()}
-                )
-        os.replace(tmp, self.path)
+            writer.writerows(rows)
+            atomic_write_bytes(self.path, buffer.getvalue().encode())
+
+
+def format_env_steps(value: float, _position: Any = None) -> str:
+    """Axis label of an env-step count: ``0``, ``500``, ``4K``, ``12.5K``, ``1M``, ``1.5M``."""
+    magnitude = abs(value)
+    if magnitude >= 1e6:
+        return f"{value / 1e6:g}M"
+    if magnitude >= 1e3:
+        return f"{value / 1e3:g}K"
+    return f"{value:g}"
 
 
 def plot_learning_curve(csv_path: str | Path, png_path: str | Path, title: str = "") -> None:
-    """Mean (+- std over eval episodes) return against environment steps."""
+    """Mean (+- std over eval episodes) return against environment steps (x labels ``4K``, ``8K``...)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = EvalCSV(csv_path).rows()
-    if not rows:
+    fig = learning_curve_figure(EvalCSV(csv_path).rows(), title)
+    if fig is None:
         return
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write_bytes(png_path, buffer.getvalue())
+
+
+def learning_curve_figure(rows: Sequence[dict[str, Any]], title: str = "") -> Any:
+    """The matplotlib figure :func:`plot_learning_curve` writes (``None`` without rows)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    if not rows:
+        return None
     x = np.array([r["env_step"] for r in rows])
     mean = np.array([r["mean_return"] for r in rows])
     std = np.array([r["std_return"] for r in rows])
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
     ax.plot(x, mean, marker="o")
     ax.fill_between(x, mean - std, mean + std, alpha=0.25)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+    ax.xaxis.set_major_formatter(FuncFormatter(format_env_steps))
     ax.set_xlabel("environment steps")
     ax.set_ylabel("evaluation return")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = Path(str(png_path) + ".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, png_path)
+    return fig
 
 
 def save_gif(frames: Sequence[np.ndarray], path: str | Path, fps: int = 25) -> None:
-    """Write (H, W, 3) uint8 frames as an animated GIF with Pillow."""
+    """Write (H, W, 3) uint8 frames as an animated GIF with Pillow (atomically)."""
     from PIL import Image
 
     if not frames:
         raise ValueError("save_gif needs at least one frame")
     images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
-    tmp = Path(str(path) + ".tmp.gif")
-    images[0].save(tmp, save_all=True, append_images=images[1:], duration=max(1, round(1000 / fps)), loop=0)
-    os.replace(tmp, path)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-@contextmanager
-def atomic_write_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling directory; on success it replaces ``path`` (else it is removed)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer, format="GIF", save_all=True, append_images=images[1:], duration=max(1, round(1000 / fps)), loop=0
+    )
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 class EnvStepLogger(Logger):
-    """An SB3 ``Logger`` whose x axis is ENVIRONMENT steps.
+    """An SB3 ``Logger`` whose x axis is environment steps.
 
-    SB3 (``learn``'s log dumps) and the train command call ``dump(step)`` with AGENT steps
+    SB3 (``learn``'s log dumps) and the train command call ``dump(step)`` with agent steps
     (``model.num_timesteps``); this logger writes every scalar at ``step * action_repeat`` and adds
     the scalar ``time/agent_steps`` = ``step``.
     """
@@ -227,15 +250,32 @@ class EnvStepLogger(Logger):
         super().dump(step * self.action_repeat)
 
 
-def env_step_tensorboard_logger(folder: str | Path, action_repeat: int) -> EnvStepLogger:
-    """TensorBoard output in ``folder`` with environment steps on the x axis (see :class:`EnvStepLogger`)."""
+class _TensorBoardFormat(TensorBoardOutputFormat):
+    """SB3's TensorBoard output with ``purge_step``: TensorBoard hides the events of earlier files at or
+    after that step (what a killed run logged past its checkpoint, logged again by the resumed run)."""
+
+    def __init__(self, folder: str, purge_step: int | None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=folder, purge_step=purge_step)
+        self._is_closed = False
+
+
+def env_step_tensorboard_logger(
+    folder: str | Path, action_repeat: int, purge_env_step: int | None = None
+) -> EnvStepLogger:
+    """TensorBoard output in ``folder`` with environment steps on the x axis (see :class:`EnvStepLogger`).
+
+    ``purge_env_step``: a resumed run passes its checkpoint's env step + 1, so events written after the
+    checkpoint by the interrupted run are dropped and the resumed run's replace them.
+    """
     folder = str(folder)
     os.makedirs(folder, exist_ok=True)
-    return EnvStepLogger(folder, [make_output_format("tensorboard", folder)], action_repeat)
+    return EnvStepLogger(folder, [_TensorBoardFormat(folder, purge_env_step)], action_repeat)
 
 
 class EnvStepProgressBar(BaseCallback):
-    """tqdm progress in ENVIRONMENT steps (each agent step advances the bar by ``action_repeat``)."""
+    """tqdm progress in environment steps (each agent step advances the bar by ``action_repeat``)."""
 
     def __init__(self, bar: tqdm, action_repeat: int) -> None:
         super().__init__()

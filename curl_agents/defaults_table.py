@@ -66,7 +66,7 @@ def cli_settings(name: str, task: str) -> dict[str, Any]:
     """What ``python -m curl_agents.train --algo NAME --env TASK`` builds: constructor defaults under
     the command's arguments, network settings prefixed ``policy.``, plus ``action_repeat``,
     ``render_size`` (pixel algorithms) and ``frame_stack``."""
-    from curl_agents.train import (
+    from curl_agents.run_config import (
         algorithm_class,
         build_parser,
         config_from_args,
@@ -133,10 +133,10 @@ def render() -> str:
         "## `python -m curl_agents.train --algo NAME --env TASK` (no other flags)",
         "",
         "Settings where the command differs from the constructor defaults on some PlaNet task, and the "
-        "command's own settings (action repeat, render size, frame stack). The command's protocol values "
-        "(batch 512, replay 100,000, 1000 random agent steps, encoder 50-d / 4x32 convs, MLPs 1024) apply to "
-        "every algorithm; the learning rate and the render size are resolved per algorithm "
-        "(`task_learning_rates`, `render_margin`).",
+        "command's own settings (action repeat, render size, frame stack). Settings not given on the command "
+        "line take the algorithm's own defaults (batch size, replay capacity, random warm-up steps, network); "
+        "the command adds the task's PlaNet action repeat, the algorithm's learning rate for the task "
+        "(`task_learning_rates`) and its render size (`render_margin`).",
     ]
     tasks = list(PLANET_PRESETS)
     for name in names:

@@ -1,41 +1,59 @@
-"""``python -m curl_agents.train``: train CURL / RAD / DrQ / pixel SAC / state SAC on a DMC task.
+"""``python -m curl_agents.train``: train CURL / RAD / DrQ / SAC-AE / pixel SAC / state SAC on a DMC task.
 
-    python -m curl_agents.train --env cheetah-run --algo curl --aux curl --steps 100000 --seed 1 \\
-        --device auto --out runs/cheetah_curl_s1
+    python -m curl_agents.train --env cheetah-run --algo curl --env-steps 100000 --seed 1 --out runs/cheetah_curl_s1
+    python -m curl_agents.train --resume --out runs/cheetah_curl_s1        # continue it after a stop
 
-Step convention: ``--steps``, ``--eval-every`` and ``--checkpoint-every`` count ENVIRONMENT steps
-(dm_control control steps), as the CURL paper does: 100K steps on cartpole-swingup (action repeat 8)
-are 12,500 agent steps (``env.step`` calls, what SB3's ``learn(total_timesteps)`` counts). Evaluation
-and checkpoint intervals must be multiples of the episode length (1000 env steps), so they fall on
-episode boundaries: the run is driven in one-episode ``learn`` chunks and everything is written
+The flags are the fields of :class:`curl_agents.run_config.RunConfig` (``--help`` lists them; unset
+ones resolve to the task's or the algorithm's own values, see that module). Budgets and intervals are in
+environment steps (``--env-steps 100000`` on cartpole-swingup, action repeat 8, is 12,500 agent steps).
+Evaluation and checkpoint intervals are multiples of the episode length, so they fall on episode
+boundaries: :class:`Trainer` drives the run in one-episode ``learn`` chunks and writes everything
 between them.
 
-Outputs in ``--out``: ``config.json``, ``eval.csv`` (every ``--eval-every`` env steps, at 0 and at
-the end; ``--eval-episodes`` deterministic episodes), TensorBoard events in ``tb/`` (x axis: ENV steps;
-the scalar ``time/agent_steps`` holds the agent step),
-``learning_curve.png``, ``final_eval.gif`` (first final evaluation episode), ``final_model.zip``
-and ``checkpoints/latest`` (atomic; ``--save-replay`` adds the replay buffer).
+Run folder (``--out``)::
+
+    config.json         resolved settings, "sources" (where each came from), resumes with an empty replay
+    launches.json       one record per launch: command, git commit, versions, detected hardware
+    eval.csv            env_step, agent_step, returns, wall time, note; every eval_every_env_steps, at 0 and at the end
+    tb/                 TensorBoard scalars against env steps (time/agent_steps holds the agent step)
+    checkpoints/        step-<env step>/ {model.zip, state.pt, replay.pkl, manifest.json} + latest.txt
+    learning_curve.png, final_eval.gif (first final evaluation episode, rendered at video_size),
+    final_model.zip, summary.json, FAILED.txt (only after a non-finite loss)
+
+Checkpoints (:class:`ssl_shared.run_dir.CheckpointStore`) are written to a temporary folder that is
+renamed into place before the pointer ``latest.txt`` moves, so a run killed at any instant keeps a
+complete checkpoint; the next start removes what the killed write left. One is written after the
+initial evaluation (env step 0), every ``checkpoint_every_env_steps`` and at the end.
 
 ``--resume`` continues the run in ``--out`` from its latest checkpoint: weights, optimizers,
-temperature, step counters, the RNG states (torch, numpy, python, augmentation, action sampling)
-and, when it was saved with ``--save-replay``, the replay buffer. Training-env episodes are seeded
-by episode index, so a resumed run with a saved replay ends where an uninterrupted one would.
-Without a saved replay the buffer restarts empty and ``--init-steps`` random-action agent steps
-are collected again before training resumes (the run continues, but is not identical).
+temperature, step counters, the RNG states (torch, numpy, python, augmentation, action sampling) and
+the replay buffer, which is saved with every checkpoint by default (its size on disk is printed at
+start). Training-env episodes are seeded by episode index, so a resumed run ends exactly where an
+uninterrupted one would: same weights, same ``eval.csv`` (truncated to the checkpoint, then
+continued), TensorBoard events past the checkpoint purged. A checkpoint without a replay buffer
+(``--no-save-replay``) is resumed only with ``--resume-without-replay``, which starts an empty buffer
+and collects ``init_agent_steps`` random-action agent steps again (a different run from then on; the
+fact is written to ``config.json``, ``launches.json`` and the next ``eval.csv`` note).
 
-A NaN/inf loss stops the run with the loss and the step named (exit code 3); the last good
-checkpoint is kept (nothing is written after the failure).
+Errors: bad input (flags, names, JSON options, an unusable ``--out``, a conflicting or impossible
+``--resume``, a corrupt checkpoint) is reported on one line, naming the flag or file, with exit code 2,
+before any env or model is built. A NaN/inf loss stops the run with the loss and the step named (exit
+code 3, ``FAILED.txt``); the last good checkpoint is kept (nothing is written after the failure).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import random
+import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+import zipfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,175 +61,35 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from curl_agents.algorithms import ALGORITHMS
-from ssl_shared.host_memory import reuse_freed_host_memory
+from curl_agents.run_config import (
+    CHANGEABLE_ON_RESUME,
+    PROG,
+    RunConfig,
+    RunPlan,
+    algorithm_class,
+    build_parser,
+    is_pixel,
+    legacy_to_current,
+    model_kwargs,
+    plan_from_args,
+    resolve,
+    resolve_runtime,
+)
+from ssl_shared.cli import command
+from ssl_shared.errors import NonFiniteLossError, UserError
+from ssl_shared.run_dir import (
+    CheckpointStore,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    check_resume_config,
+    prepare_run_dir,
+)
 
-ALGO_NAMES = tuple(ALGORITHMS)
+EVAL_SEED_OFFSET = 10_000  # the eval env's seed is seed + this (its episodes never repeat training ones)
 
-
-@dataclass
-class RunConfig:
-    """Everything that defines a run (written to ``config.json``; ``--resume`` checks it)."""
-
-    env: str = "cartpole-swingup"
-    algo: str = "curl"
-    aux: str = "curl"
-    aux_kwargs: dict[str, Any] = field(default_factory=dict)
-    steps: int = 100_000  # ENV steps
-    seed: int = 1
-    device: str = "auto"
-    action_repeat: int = 0  # 0: the task preset (PLANET_PRESETS) or 1
-    lr: float = 0.0  # 0: the algorithm's rate for the task (task_learning_rates, e.g. CURL cheetah 2e-4)
-    batch_size: int = 512  # CURL paper (author, issue #15); the repo's command uses 128
-    image_size: int = 84  # network input
-    render_size: int = 0  # 0: image_size + the algorithm's render_margin (CURL/RAD 16, others 0)
-    frame_stack: int = 3
-    episode_length: int = 1000  # env steps
-    buffer_size: int = 100_000  # transitions
-    init_steps: int = 1000  # random-action AGENT steps (CURL train.py)
-    feature_dim: int = 50
-    hidden_dim: int = 1024
-    num_filters: int = 32
-    num_layers: int = 4
-    eval_every: int = 10_000  # env steps
-    eval_episodes: int = 10
-    checkpoint_every: int = 10_000  # env steps
-    save_replay: bool = False
-    video: bool = True
-    torch_threads: int = 0  # 0: leave torch's setting (OMP_NUM_THREADS)
-
-
-DEMO_PRESET: dict[str, Any] = {
-    # A short CPU run (<= 10 minutes on 2 cores) that shows the pipeline end to end; not a paper setting.
-    "env": "cartpole-swingup",
-    "algo": "curl",
-    "aux": "curl",
-    "steps": 16_000,  # env steps = 2,000 agent steps at action repeat 8
-    "batch_size": 32,
-    "image_size": 56,
-    "render_size": 64,
-    "hidden_dim": 256,
-    "init_steps": 250,
-    "buffer_size": 10_000,
-    "eval_every": 4_000,
-    "eval_episodes": 3,
-    "checkpoint_every": 8_000,
-}
-PRESETS = {"demo": DEMO_PRESET}
-
-
-# --------------------------------------------------------------------------------------- config
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m curl_agents.train",
-        description="Train a pixel (CURL/RAD/DrQ/pixel SAC) or state SAC agent on a DeepMind Control task. "
-        "STEPS ARE ENVIRONMENT STEPS (before action repeat), as in the CURL paper: --steps 100000 on "
-        "cartpole-swingup (action repeat 8) is 12,500 agent steps.",
-    )
-    p.add_argument("--preset", choices=sorted(PRESETS), help="a named configuration (demo: short CPU CURL run)")
-    p.add_argument("--env", help="dm_control task 'domain-task', e.g. cheetah-run (default cartpole-swingup)")
-    p.add_argument("--algo", help=f"one of {', '.join(ALGO_NAMES)} (default curl)")
-    p.add_argument("--aux", help="auxiliary objective for curl/drq/pixel_sac (default: curl for curl, else none)")
-    p.add_argument("--aux-kwargs", type=json.loads, help='JSON dict, e.g. \'{"latent_dim": 128}\'')
-    p.add_argument("--steps", type=int, help="training budget in ENV steps (default 100000)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--action-repeat", type=int, help="default: the task preset (cartpole 8, cheetah 4, ...)")
-    p.add_argument("--lr", type=float, help="actor/critic/encoder lr (default: the algorithm's rate for the task; "
-                   "docs/algorithm_defaults.md)")
-    p.add_argument("--batch-size", type=int, help="default 512 (CURL paper); 128 = the CURL repo command")
-    p.add_argument("--image-size", type=int, help="network input side (default 84)")
-    p.add_argument("--render-size", type=int, help="rendered side (default: image+16 for curl/rad, =image otherwise)")
-    p.add_argument("--buffer-size", type=int, help="replay capacity in transitions (default 100000)")
-    p.add_argument("--init-steps", type=int, help="random-action AGENT steps before training (default 1000)")
-    p.add_argument("--feature-dim", type=int)
-    p.add_argument("--hidden-dim", type=int)
-    p.add_argument("--num-filters", type=int)
-    p.add_argument("--eval-every", type=int, help="ENV steps between evaluations (default 10000)")
-    p.add_argument("--eval-episodes", type=int, help="deterministic episodes per evaluation (default 10)")
-    p.add_argument("--checkpoint-every", type=int, help="ENV steps between checkpoints (default 10000)")
-    p.add_argument("--episode-length", type=int, help="ENV steps per episode (default 1000)")
-    p.add_argument("--save-replay", action="store_true", default=None, help="store the replay in checkpoints")
-    p.add_argument("--no-video", dest="video", action="store_false", default=None)
-    p.add_argument("--torch-threads", type=int, help="torch.set_num_threads (default: OMP_NUM_THREADS)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
-    return p
-
-
-def config_from_args(args: argparse.Namespace, saved: dict[str, Any] | None = None) -> RunConfig:
-    """Defaults (or a resumed run's ``saved`` config) <- preset <- explicit flags; then validate."""
-    values = asdict(RunConfig())
-    if saved is not None:
-        values.update(saved)
-    if args.preset:
-        values.update(PRESETS[args.preset])
-    explicit_aux = args.aux is not None
-    for f in fields(RunConfig):
-        flag = getattr(args, f.name, None)
-        if flag is not None:
-            values[f.name] = flag
-    if saved is None and not explicit_aux and values["algo"] != "curl" and not args.preset:
-        values["aux"] = "none"
-    cfg = RunConfig(**values)
-    validate_config(cfg)
-    return cfg
-
-
-def validate_config(cfg: RunConfig) -> None:
-    from curl_agents.envs import valid_task_names
-    from curl_agents.objectives import AUX_OBJECTIVES
-
-    if cfg.algo not in ALGO_NAMES:
-        raise ValueError(f"unknown --algo {cfg.algo!r}; valid: {', '.join(ALGO_NAMES)}")
-    if cfg.aux not in AUX_OBJECTIVES:
-        raise ValueError(f"unknown --aux {cfg.aux!r}; valid: {', '.join(sorted(AUX_OBJECTIVES))}")
-    tasks = valid_task_names()
-    if cfg.env not in tasks:
-        raise ValueError(f"unknown --env {cfg.env!r}; valid: {', '.join(tasks)}")
-    if cfg.algo in ("rad", "state_sac") and cfg.aux != "none":
-        raise ValueError(f"--algo {cfg.algo} takes no auxiliary objective (got --aux {cfg.aux}); use --algo curl")
-    for name in ("steps", "batch_size", "image_size", "eval_every", "eval_episodes", "checkpoint_every",
-                 "episode_length", "buffer_size", "feature_dim", "hidden_dim", "num_filters", "frame_stack"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
-    if cfg.init_steps < 0:
-        raise ValueError(f"--init-steps must be >= 0, got {cfg.init_steps}")
-    for name in ("eval_every", "checkpoint_every"):
-        if getattr(cfg, name) % cfg.episode_length:
-            raise ValueError(f"--{name.replace('_', '-')} ({getattr(cfg, name)}) must be a multiple of the episode "
-                             f"length ({cfg.episode_length} env steps) so it falls on an episode boundary")
-    if cfg.episode_length % resolved_action_repeat(cfg):
-        raise ValueError(f"--episode-length {cfg.episode_length} must be a multiple of the action repeat "
-                         f"{resolved_action_repeat(cfg)}")
-    if cfg.algo != "state_sac" and resolved_render_size(cfg) < cfg.image_size:
-        raise ValueError(f"--render-size {resolved_render_size(cfg)} must be >= --image-size {cfg.image_size}")
-    if cfg.algo == "drq" and resolved_render_size(cfg) != cfg.image_size:
-        raise ValueError(f"drq shifts keep the size: --render-size ({cfg.render_size}) must equal --image-size")
-
-
-def resolved_action_repeat(cfg: RunConfig) -> int:
-    from curl_agents.presets import PLANET_PRESETS
-
-    if cfg.action_repeat:
-        return cfg.action_repeat
-    preset = PLANET_PRESETS.get(cfg.env)
-    return preset.action_repeat if preset is not None else 1
-
-
-def resolved_lr(cfg: RunConfig) -> float:
-    """``--lr``, else the algorithm's learning rate for the task (its ``task_learning_rates``)."""
-    from curl_agents.algorithms.defaults import task_learning_rate
-
-    return cfg.lr if cfg.lr else task_learning_rate(algorithm_class(cfg), cfg.env)
-
-
-def resolved_render_size(cfg: RunConfig) -> int:
-    """``--render-size``, else ``--image-size`` plus the algorithm's ``render_margin`` (crops: 16, else 0)."""
-    from curl_agents.algorithms.defaults import render_size
-
-    return cfg.render_size if cfg.render_size else render_size(algorithm_class(cfg), cfg.image_size)
+MODEL_FILE, STATE_FILE, REPLAY_FILE, MANIFEST_FILE = "model.zip", "state.pt", "replay.pkl", "manifest.json"
+LEGACY_CHECKPOINT = "latest"  # checkpoints/latest/: the folder earlier versions replaced in place
 
 
 # --------------------------------------------------------------------------------------- env + model
@@ -237,15 +115,15 @@ class ReseedEachEpisode(gym.Wrapper):
 def make_task_env(cfg: RunConfig, seed: int) -> gym.Env:
     from curl_agents.envs import make_env
 
-    pixels = cfg.algo != "state_sac"
+    pixels = is_pixel(cfg)
     return make_env(
         cfg.env,
         from_pixels=pixels,
-        image_size=resolved_render_size(cfg) if pixels else 84,
-        action_repeat=resolved_action_repeat(cfg),
+        image_size=cfg.render_size if pixels else 84,
+        action_repeat=cfg.action_repeat,
         frame_stack=cfg.frame_stack,
         seed=seed,
-        episode_length=cfg.episode_length,
+        episode_length=cfg.episode_env_steps,
     )
 
 
@@ -259,36 +137,9 @@ def make_train_vec_env(cfg: RunConfig, next_episode: int = 0) -> Any:
     return DummyVecEnv([thunk])
 
 
-def model_kwargs(cfg: RunConfig) -> dict[str, Any]:
-    """The constructor arguments ``build_model`` passes to ``algorithm_class(cfg)`` (besides policy, env, device)."""
-    kwargs: dict[str, Any] = dict(
-        learning_rate=resolved_lr(cfg),
-        buffer_size=cfg.buffer_size,
-        learning_starts=cfg.init_steps,
-        batch_size=cfg.batch_size,
-        seed=cfg.seed,
-    )
-    if cfg.algo == "state_sac":
-        return dict(kwargs, policy_kwargs={"net_arch": [cfg.hidden_dim, cfg.hidden_dim]})
-    policy_kwargs = dict(feature_dim=cfg.feature_dim, hidden_dim=cfg.hidden_dim, num_filters=cfg.num_filters,
-                         num_layers=cfg.num_layers)
-    kwargs.update(image_size=cfg.image_size, policy_kwargs=policy_kwargs)
-    if cfg.algo != "rad":
-        kwargs.update(aux_kwargs=cfg.aux_kwargs, aux_lr=resolved_lr(cfg))
-        if not (cfg.algo == "sac_ae" and cfg.aux == "none"):  # "none" is the default for non-curl --algo
-            kwargs.update(aux=cfg.aux)
-    return kwargs
-
-
 def build_model(cfg: RunConfig, env: Any) -> Any:
-    from ssl_shared.device import get_device
-
-    policy = "MlpPolicy" if cfg.algo == "state_sac" else "CnnPolicy"
-    return algorithm_class(cfg)(policy, env, device=get_device(cfg.device), **model_kwargs(cfg))
-
-
-def algorithm_class(cfg: RunConfig) -> Any:
-    return ALGORITHMS[cfg.algo]
+    policy = "CnnPolicy" if is_pixel(cfg) else "MlpPolicy"
+    return algorithm_class(cfg)(policy, env, device=cfg.device, **model_kwargs(cfg))
 
 
 # --------------------------------------------------------------------------------------- checkpoints
@@ -314,155 +165,422 @@ def _restore_rng_state(model: Any, state: dict[str, Any]) -> None:
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     if "aug_generator" in state and hasattr(model, "aug_generator"):
-        model.aug_generator.set_state(state["aug_generator"])
+        if state["aug_generator"].numel() == model.aug_generator.get_state().numel():  # same device type
+            model.aug_generator.set_state(state["aug_generator"])
 
 
-def save_checkpoint(out: Path, model: Any, loop_state: dict[str, Any], save_replay: bool) -> Path:
-    """Write ``checkpoints/latest`` atomically (temporary directory, then ``os.replace``)."""
-    from curl_agents.callbacks import atomic_write_dir
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What :func:`inspect_checkpoint` read from a checkpoint folder without building anything."""
 
-    final = out / "checkpoints" / "latest"
-    with atomic_write_dir(final) as tmp:
-        model.save(tmp / "model.zip")
-        torch.save({"rng": _rng_state(model), "loop": loop_state}, tmp / "state.pt")
-        if save_replay:  # FrameReplayBuffer pickles only the frames it holds
-            model.save_replay_buffer(tmp / "replay.pkl")
-    return final
+    folder: Path
+    agent_step: int
+    loop: dict[str, Any]
+    has_replay: bool
 
 
-def load_checkpoint(cfg: RunConfig, out: Path) -> tuple[Any, Any, dict[str, Any]]:
-    from ssl_shared.device import get_device
-
-    ckpt = out / "checkpoints" / "latest"
-    if not (ckpt / "model.zip").exists():
-        raise FileNotFoundError(f"--resume: no checkpoint in {ckpt}")
-    state = torch.load(ckpt / "state.pt", weights_only=False)
-    loop = state["loop"]
-    env = make_train_vec_env(cfg, next_episode=loop["next_episode"] - 1)
-    model = algorithm_class(cfg).load(ckpt / "model.zip", env=env, device=get_device(cfg.device), force_reset=False)
-    if (ckpt / "replay.pkl").exists():
-        model.load_replay_buffer(ckpt / "replay.pkl")
-    else:  # empty buffer: collect init_steps random-action agent steps again before training resumes
-        model.learning_starts = model.num_timesteps + cfg.init_steps
-    saved_obs = model._last_obs
-    model._last_obs = env.reset()  # re-creates the episode the checkpoint was taken at (reset by index)
-    if saved_obs is not None and not np.array_equal(saved_obs, model._last_obs):
-        raise RuntimeError("--resume: the training env does not reproduce the checkpoint's observation")
-    _restore_rng_state(model, state["rng"])
-    return model, env, loop
-
-
-# --------------------------------------------------------------------------------------- the run
-def _check_resume_config(out: Path, cfg: RunConfig) -> None:
-    saved = json.loads((out / "config.json").read_text())
-    ignore = {"steps", "device", "torch_threads"}
-    diff = {k: (saved.get(k), v) for k, v in asdict(cfg).items() if k not in ignore and saved.get(k) != v}
-    if diff:
-        raise ValueError(f"--resume with a different configuration than {out / 'config.json'}: {diff}")
-
-
-def run(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train, evaluate and checkpoint as described in the module docstring; returns a summary."""
-    from tqdm import tqdm
-
-    from curl_agents.callbacks import (
-        EnvStepProgressBar,
-        EvalCSV,
-        env_step_tensorboard_logger,
-        evaluate,
-        plot_learning_curve,
-        save_gif,
+def _corrupt(path: Path, err: object) -> UserError:
+    return UserError(
+        f"--resume: checkpoint file {path} cannot be read ({err}); it is truncated or corrupt, so this run "
+        "cannot continue; start a new run in another --out"
     )
 
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    out.mkdir(parents=True, exist_ok=True)
-    repeat = resolved_action_repeat(cfg)
-    total_agent = math.ceil(cfg.steps / repeat)
-    episode_agent = cfg.episode_length // repeat
-    eval_csv = EvalCSV(out / "eval.csv")
-    if resume:
-        _check_resume_config(out, cfg)
-        model, env, loop = load_checkpoint(cfg, out)
-        eval_csv.truncate_after(model.num_timesteps * repeat)
-    else:
-        if (out / "checkpoints" / "latest").exists():
-            raise FileExistsError(f"{out} already holds a run; pass --resume or choose another --out")
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-        if eval_csv.path.exists():
-            eval_csv.path.unlink()
-        env = make_train_vec_env(cfg)
-        model = build_model(cfg, env)
-        loop = {"next_episode": 0, "n_evals": 0, "wall_time_s": 0.0}
-    model.set_logger(env_step_tensorboard_logger(out / "tb", repeat))  # x axis: env steps
-    eval_env = make_task_env(cfg, seed=cfg.seed + 10_000)
-    eval_seed = cfg.seed + 10_000
-    start = time.time() - loop["wall_time_s"]
-    bar = tqdm(total=total_agent * repeat, initial=model.num_timesteps * repeat, unit="env step",
-               disable=not progress, dynamic_ncols=True)
-    callback = EnvStepProgressBar(bar, repeat)
-    train_wrapper = env.envs[0].env  # Monitor -> ReseedEachEpisode
 
-    def do_eval(record: bool = False) -> Any:
-        result = evaluate(model, eval_env, cfg.eval_episodes, eval_seed, loop["n_evals"], record=record)
-        loop["n_evals"] += 1
-        env_step = model.num_timesteps * repeat
-        row = eval_csv.append(env_step, model.num_timesteps, result, time.time() - start)
-        model.logger.record("eval/mean_return", result.mean)
-        model.logger.record("eval/std_return", result.std)
-        model.logger.dump(step=model.num_timesteps)
-        bar.set_postfix(eval_return=row["mean_return"])
+def inspect_checkpoint(folder: Path) -> CheckpointInfo:
+    """Check a checkpoint's files (sizes against its manifest, the zip's CRCs, the loop state) before resuming."""
+    manifest_path = folder / MANIFEST_FILE
+    if manifest_path.exists():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as err:
+            raise _corrupt(manifest_path, err) from err
+        for name, size in manifest.items():
+            path = folder / name
+            actual = path.stat().st_size if path.exists() else None
+            if actual != size:
+                raise _corrupt(path, f"{actual} bytes, the checkpoint wrote {size}")
+    model_path = folder / MODEL_FILE
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            bad = archive.testzip()
+            if bad is not None:
+                raise zipfile.BadZipFile(f"bad CRC in {bad}")
+            agent_step = int(json.loads(archive.read("data"))["num_timesteps"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise _corrupt(model_path, err) from err
+    state_path = folder / STATE_FILE
+    try:
+        loop = torch.load(state_path, weights_only=False)["loop"]
+    except Exception as err:  # torch.load: any unpickling failure means an unusable file
+        raise _corrupt(state_path, err) from err
+    return CheckpointInfo(folder, agent_step, dict(loop), (folder / REPLAY_FILE).exists())
+
+
+def find_checkpoint(out: Path, store: CheckpointStore) -> Path:
+    """The checkpoint ``--resume`` continues from: the store's latest, else an earlier version's
+    ``checkpoints/latest/`` folder (raises :class:`UserError` when there is none)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; choose a folder")
+    latest = store.latest()
+    if latest is not None:
+        return latest
+    legacy = store.root / LEGACY_CHECKPOINT
+    if (legacy / MODEL_FILE).exists():
+        return legacy
+    raise UserError(f"--resume: no checkpoint in {out}; start a new run without --resume")
+
+
+def adopt_legacy_checkpoint(store: CheckpointStore, info: CheckpointInfo, env_step: int) -> CheckpointInfo:
+    """Move an earlier version's ``checkpoints/latest/`` into the store's layout (one rename + the pointer)."""
+    if info.folder.name != LEGACY_CHECKPOINT:
+        return info
+    target = store.root / f"{CheckpointStore.PREFIX}{env_step:010d}"
+    info.folder.rename(target)
+    atomic_write_text(store.root / CheckpointStore.POINTER, target.name + "\n")
+    return replace(info, folder=target)
+
+
+def read_saved_config(out: Path) -> dict[str, Any]:
+    path = out / "config.json"
+    try:
+        saved = json.loads(path.read_text())
+    except FileNotFoundError as err:
+        raise UserError(
+            f"--resume: {path} is missing; it holds the run's settings, so the run cannot continue"
+        ) from err
+    except (OSError, ValueError) as err:
+        raise UserError(f"--resume: {path} cannot be read ({err}); restore it or start a new run") from err
+    if not isinstance(saved, dict):
+        raise UserError(f"--resume: {path} does not hold a JSON object; restore it or start a new run")
+    return saved
+
+
+def _remove_write_leftovers(out: Path) -> list[Path]:
+    """Temporary files of atomic writes killed before their rename (``.NAME.XXXX.tmp``) in ``out``."""
+    removed = []
+    for path in out.iterdir() if out.is_dir() else []:
+        if path.is_file() and path.name.startswith(".") and (path.name.endswith(".tmp") or ".write-test-" in path.name):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def replay_checkpoint_bytes(buffer: Any, agent_steps: int, episode_agent_steps: int) -> int:
+    """Size of the pickled replay buffer once ``agent_steps`` transitions were added (to a few hundred bytes).
+
+    :class:`~curl_agents.replay.FrameReplayBuffer` pickles the frames it holds (one per agent step plus
+    the first frame of each episode, at most ``frame_capacity``), its index arrays and its spaces;
+    other buffers pickle their preallocated arrays.
+    """
+    import pickle
+
+    from curl_agents.replay import FrameReplayBuffer
+
+    spaces = len(pickle.dumps((buffer.observation_space, buffer.action_space)))
+    if isinstance(buffer, FrameReplayBuffer):
+        episodes = math.ceil(agent_steps / episode_agent_steps)
+        frames = min(buffer.frame_capacity, agent_steps + episodes) * buffer.n_envs
+        frame_bytes = int(np.prod(buffer.frame_shape))
+        index_bytes = buffer.nbytes() - buffer.frames.numel() * buffer.frames.element_size()
+        return frames * frame_bytes + index_bytes + spaces
+    return sum(v.nbytes for v in vars(buffer).values() if isinstance(v, np.ndarray)) + spaces
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+# --------------------------------------------------------------------------------------- the trainer
+def _new_loop() -> dict[str, Any]:
+    return {"next_episode": 0, "n_evals": 0, "wall_time_s": 0.0}
+
+
+class Trainer:
+    """One run in ``out``: :meth:`step` trains one episode, :meth:`evaluate` writes an ``eval.csv`` row,
+    :meth:`save` a checkpoint, :meth:`run` drives them to the budget; :meth:`new` / :meth:`resume` build it."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        out: Path,
+        model: Any,
+        train_env: Any,
+        loop: dict[str, Any],
+        *,
+        note: str = "",
+        purge_env_step: int | None = None,
+        progress: bool = True,
+    ) -> None:
+        from curl_agents.callbacks import EvalCSV, env_step_tensorboard_logger
+
+        self.cfg, self.out, self.model, self.train_env, self.loop = cfg, out, model, train_env, loop
+        self.repeat = cfg.action_repeat
+        self.total_agent_steps = math.ceil(cfg.env_steps / self.repeat)
+        self.episode_agent_steps = cfg.episode_env_steps // self.repeat
+        self.store = CheckpointStore(out / "checkpoints")
+        self.eval_csv = EvalCSV(out / "eval.csv")
+        self.eval_seed = cfg.seed + EVAL_SEED_OFFSET
+        self.eval_env = make_task_env(cfg, seed=self.eval_seed)
+        self.progress = progress
+        self._note = note
+        self._start = time.time() - loop["wall_time_s"]
+        model.set_logger(env_step_tensorboard_logger(out / "tb", self.repeat, purge_env_step=purge_env_step))
+
+    # ------------------------------------------------------------------------------ construction
+    @classmethod
+    def new(cls, cfg: RunConfig, out: Path, *, progress: bool = True) -> Trainer:
+        """A fresh run (``out`` is prepared; stale logs of a run killed before its first checkpoint are dropped)."""
+        (out / "eval.csv").unlink(missing_ok=True)
+        shutil.rmtree(out / "tb", ignore_errors=True)
+        env = make_train_vec_env(cfg)
+        return cls(cfg, out, build_model(cfg, env), env, _new_loop(), progress=progress)
+
+    @classmethod
+    def resume(
+        cls, cfg: RunConfig, out: Path, checkpoint: CheckpointInfo, *, fresh_replay: bool = False, progress: bool = True
+    ) -> Trainer:
+        """Continue from ``checkpoint``: weights, optimizers, counters, RNG states and (unless ``fresh_replay``,
+        for a checkpoint without one) the replay buffer; ``eval.csv`` is truncated to the checkpoint."""
+        folder, loop = checkpoint.folder, checkpoint.loop
+        started = loop["next_episode"] > 0  # the step-0 checkpoint precedes the first reset
+        env = make_train_vec_env(cfg, next_episode=loop["next_episode"] - 1 if started else 0)
+        try:
+            model = algorithm_class(cfg).load(folder / MODEL_FILE, env=env, device=cfg.device, force_reset=False)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            raise _corrupt(folder / MODEL_FILE, err) from err
+        note = ""
+        if checkpoint.has_replay:
+            try:
+                model.load_replay_buffer(folder / REPLAY_FILE)
+            except Exception as err:  # unpickling a damaged file fails in many ways
+                raise _corrupt(folder / REPLAY_FILE, err) from err
+        elif model.num_timesteps > 0:  # (the step-0 checkpoint's buffer is empty anyway)
+            if not fresh_replay:
+                raise ValueError(f"{folder} has no replay buffer; resuming it needs fresh_replay=True")
+            model.learning_starts = model.num_timesteps + cfg.init_agent_steps
+            note = (
+                f"replay restarted empty at env step {model.num_timesteps * cfg.action_repeat} "
+                f"(--resume-without-replay): {cfg.init_agent_steps} random agent steps again"
+            )
+        saved_obs = model._last_obs
+        if started:
+            model._last_obs = env.reset()  # re-creates the episode the checkpoint was taken at (reset by index)
+            if saved_obs is not None and not np.array_equal(saved_obs, model._last_obs):
+                raise RuntimeError("--resume: the training env does not reproduce the checkpoint's observation")
+        state = torch.load(folder / STATE_FILE, weights_only=False)
+        _restore_rng_state(model, state["rng"])
+        env_step = model.num_timesteps * cfg.action_repeat
+        # TensorBoard: hide the events the interrupted run wrote after this checkpoint
+        trainer = cls(cfg, out, model, env, dict(loop), note=note, purge_env_step=env_step + 1, progress=progress)
+        trainer.eval_csv.truncate_after(env_step)
+        return trainer
+
+    # ------------------------------------------------------------------------------ the steps
+    @property
+    def env_step(self) -> int:
+        return self.model.num_timesteps * self.repeat
+
+    @property
+    def finished(self) -> bool:
+        return self.model.num_timesteps >= self.total_agent_steps
+
+    def wall_time(self) -> float:
+        return time.time() - self._start
+
+    def step(self, callback: Any = None) -> None:
+        """Train one episode (or what is left of the budget)."""
+        chunk = min(self.episode_agent_steps, self.total_agent_steps - self.model.num_timesteps)
+        self.model.learn(chunk, callback=callback, reset_num_timesteps=False, log_interval=1, progress_bar=False)
+
+    def evaluate(self, record: bool = False) -> Any:
+        """Deterministic evaluation episodes; one ``eval.csv`` row and the ``eval/*`` scalars."""
+        from curl_agents.callbacks import evaluate
+
+        render = self._video_frame if record and self._can_render_video() else None
+        result = evaluate(
+            self.model, self.eval_env, self.cfg.eval_episodes, self.eval_seed, self.loop["n_evals"], record, render
+        )
+        self.loop["n_evals"] += 1
+        self.eval_csv.append(self.env_step, self.model.num_timesteps, result, self.wall_time(), note=self._note)
+        self._note = ""
+        self.model.logger.record("eval/mean_return", result.mean)
+        self.model.logger.record("eval/std_return", result.std)
+        self.model.logger.dump(step=self.model.num_timesteps)
         return result
 
-    if model.num_timesteps == 0:
-        do_eval()
-    try:
-        while model.num_timesteps < total_agent:
-            chunk = min(episode_agent, total_agent - model.num_timesteps)
-            model.learn(chunk, callback=callback, reset_num_timesteps=False, log_interval=1, progress_bar=False)
-            env_step = model.num_timesteps * repeat
-            last = model.num_timesteps >= total_agent
-            if env_step % cfg.eval_every == 0 and not last:
-                do_eval()
-            if env_step % cfg.checkpoint_every == 0 or last:
-                loop.update(next_episode=train_wrapper.next_episode, wall_time_s=time.time() - start)
-                if not last:
-                    save_checkpoint(out, model, loop, cfg.save_replay)
-    except RuntimeError as err:
-        if "non-finite" not in str(err):
+    def save(self) -> Path:
+        """Write a checkpoint (model, loop state with RNGs, replay unless ``save_replay`` is off, manifest)."""
+        wrapper = self.train_env.envs[0].env  # Monitor -> ReseedEachEpisode
+        self.loop.update(next_episode=wrapper.next_episode, wall_time_s=self.wall_time())
+        with self.store.save(self.env_step) as folder:
+            self.model.save(folder / MODEL_FILE)
+            torch.save({"rng": _rng_state(self.model), "loop": dict(self.loop)}, folder / STATE_FILE)
+            if self.cfg.save_replay:
+                self.model.save_replay_buffer(folder / REPLAY_FILE)
+            sizes = {p.name: p.stat().st_size for p in sorted(folder.iterdir())}
+            (folder / MANIFEST_FILE).write_text(json.dumps(sizes, indent=2))
+        return self.store.latest()
+
+    def run(self) -> dict[str, Any]:
+        """Train to the budget with evaluations and checkpoints on their schedule, then the final outputs."""
+        from tqdm import tqdm
+
+        from curl_agents.callbacks import EnvStepProgressBar
+
+        cfg = self.cfg
+        bar = tqdm(
+            total=self.total_agent_steps * self.repeat,
+            initial=self.env_step,
+            unit="env step",
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
+        callback = EnvStepProgressBar(bar, self.repeat)
+        try:
+            if self.loop["n_evals"] == 0:  # a new run: the initial policy, and a checkpoint to resume from
+                self.evaluate()
+                self.save()
+            while not self.finished:
+                self.step(callback)
+                if self.finished:
+                    break
+                if self.env_step % cfg.eval_every_env_steps == 0:
+                    bar.set_postfix(eval_return=round(self.evaluate().mean, 1))
+                if self.env_step % cfg.checkpoint_every_env_steps == 0:
+                    self.save()
+        except NonFiniteLossError as err:
+            bar.close()
+            kept = self.store.latest()
+            err.args = (f"{err}; the last good checkpoint is kept: {kept}",)
+            atomic_write_text(self.out / "FAILED.txt", f"{err}\n")
             raise
+        final = self.evaluate(record=cfg.video)
         bar.close()
-        (out / "FAILED.txt").write_text(f"{err}\n")
-        print(f"training stopped: {err}\nthe last good checkpoint is kept in {out / 'checkpoints'}", file=sys.stderr)
-        raise SystemExit(3) from err
-    final = do_eval(record=cfg.video)
-    loop.update(next_episode=train_wrapper.next_episode, wall_time_s=time.time() - start)
-    save_checkpoint(out, model, loop, cfg.save_replay)
-    bar.close()
-    model.save(out / "final_model.zip")
-    plot_learning_curve(out / "eval.csv", out / "learning_curve.png", title=f"{cfg.algo} {cfg.env} seed {cfg.seed}")
-    if cfg.video and final.frames:
-        save_gif(final.frames, out / "final_eval.gif")
-    summary = {"final_mean_return": final.mean, "env_steps": model.num_timesteps * repeat,
-               "agent_steps": model.num_timesteps, "wall_time_s": round(time.time() - start, 1)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+        summary = self._write_final_outputs(final)
+        self.save()
+        return summary
+
+    # ------------------------------------------------------------------------------ outputs
+    def _can_render_video(self) -> bool:
+        return hasattr(self.eval_env.unwrapped, "physics")
+
+    def _video_frame(self) -> np.ndarray:
+        """The eval env's camera at ``video_size`` (independent of the network's input size)."""
+        env = self.eval_env.unwrapped
+        size = self.cfg.video_size
+        return env.physics.render(size, size, camera_id=env.camera_id)
+
+    def _write_final_outputs(self, final: Any) -> dict[str, Any]:
+        from curl_agents.callbacks import plot_learning_curve, save_gif
+
+        cfg, out = self.cfg, self.out
+        buffer = io.BytesIO()
+        self.model.save(buffer)
+        atomic_write_bytes(out / "final_model.zip", buffer.getvalue())
+        plot_learning_curve(out / "eval.csv", out / "learning_curve.png", title=f"{cfg.algo} {cfg.env} seed {cfg.seed}")
+        if cfg.video and final.frames:
+            save_gif(final.frames, out / "final_eval.gif")
+        summary = {
+            "final_mean_return": final.mean,
+            "env_steps": self.env_step,
+            "agent_steps": self.model.num_timesteps,
+            "wall_time_s": round(self.wall_time(), 1),
+        }
+        atomic_write_json(out / "summary.json", summary)
+        return summary
+
+    def describe(self, sources: dict[str, str]) -> list[str]:
+        """Lines printed at start: the budget, the resolved settings and the replay's size on disk."""
+        cfg = self.cfg
+        lines = [
+            f"{cfg.algo} (aux {cfg.aux}) on {cfg.env}, seed {cfg.seed}: {cfg.env_steps:,} env steps = "
+            f"{self.total_agent_steps:,} agent steps at action repeat {cfg.action_repeat} ({sources['action_repeat']})",
+            f"lr {cfg.lr:g} ({sources['lr']}), batch {cfg.batch_size} ({sources['batch_size']}), replay "
+            f"{cfg.buffer_size:,} transitions ({sources['buffer_size']}), precision {cfg.precision}, device {cfg.device}",
+        ]
+        if cfg.save_replay:
+            size = replay_checkpoint_bytes(self.model.replay_buffer, self.total_agent_steps, self.episode_agent_steps)
+            lines.append(
+                f"replay saved with every checkpoint: up to about {_megabytes(size)} on disk "
+                "(--no-save-replay skips it; resuming then needs --resume-without-replay)"
+            )
+        return lines
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    saved = None
-    config_path = Path(args.out) / "config.json"
-    if args.resume and config_path.exists():
-        saved = json.loads(config_path.read_text())
-    try:
-        cfg = config_from_args(args, saved)
-    except ValueError as err:
-        parser.error(str(err))
+# --------------------------------------------------------------------------------------- main
+@command(PROG)
+def main(argv: Sequence[str] | None = None) -> None:
+    from ssl_shared.host_memory import reuse_freed_host_memory
+    from ssl_shared.provenance import record_launch
+
+    args = build_parser().parse_args(argv)
+    out = Path(args.out)
+    if args.resume_without_replay and not args.resume:
+        raise UserError("--resume-without-replay: allowed only with --resume")
+    if args.resume:
+        if out.is_dir():  # finish what a killed checkpoint write left, so the newest complete one is found
+            CheckpointStore(out / "checkpoints").clean_leftovers()
+        folder = find_checkpoint(out, CheckpointStore(out / "checkpoints"))
+        saved = legacy_to_current(read_saved_config(out))
+        plan = resolve_runtime(plan_from_args(args, saved))
+        checkpoint, extra = _check_resume(args, out, folder, saved, plan)
+    else:
+        plan = resolve_runtime(plan_from_args(args))
+        checkpoint, extra = None, {}
+    cfg = plan.config
+    # everything the user gave has been checked: from here on the run folder changes
+    store = CheckpointStore(out / "checkpoints")
+    if checkpoint is not None:
+        checkpoint = adopt_legacy_checkpoint(store, checkpoint, checkpoint.agent_step * cfg.action_repeat)
+    prepare_run_dir(out, resume=args.resume, store=store, run_markers=[f"checkpoints/{LEGACY_CHECKPOINT}"])
+    _remove_write_leftovers(out)
+    atomic_write_json(out / "config.json", {**asdict(cfg), "sources": plan.sources, **extra})
+    launch: dict[str, Any] = {"resume": args.resume}
+    if checkpoint is not None:
+        launch["resumed_at_env_step"] = checkpoint.agent_step * cfg.action_repeat
+        launch["replay"] = "restored" if checkpoint.has_replay else "empty (--resume-without-replay)"
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    record_launch(out, [str(Path(__file__)), *argv] if argv is not None else None, **launch)
+
     reuse_freed_host_memory()  # no page faults for each update's activations (see ssl_shared.host_memory)
-    summary = run(cfg, Path(args.out), resume=args.resume, progress=not args.no_progress)
-    print(json.dumps(summary))
+    progress = not args.no_progress
+    if checkpoint is not None:
+        trainer = Trainer.resume(cfg, out, checkpoint, fresh_replay=args.resume_without_replay, progress=progress)
+    else:
+        trainer = Trainer.new(cfg, out, progress=progress)
+    for line in trainer.describe(plan.sources):
+        print(line, file=sys.stderr)
+    print(json.dumps(trainer.run()))
+
+
+def _check_resume(
+    args: argparse.Namespace, out: Path, folder: Path, saved: dict[str, Any], plan: RunPlan
+) -> tuple[CheckpointInfo, dict[str, Any]]:
+    """Refuse a resume that would change the run or cannot continue it; returns the checkpoint and the
+    ``config.json`` entries that are not settings (kept, plus this resume's empty replay if any)."""
+    cfg = plan.config
+    saved_cfg = resolve(RunConfig(**{k: v for k, v in saved.items() if k in plan.sources})).config
+    if saved_cfg.precision == "auto":  # written before precision was resolved
+        saved_cfg = replace(saved_cfg, precision=cfg.precision)
+    check_resume_config(asdict(saved_cfg), asdict(cfg), ignore=CHANGEABLE_ON_RESUME, source=str(out / "config.json"))
+    checkpoint = inspect_checkpoint(folder)
+    env_step = checkpoint.agent_step * cfg.action_repeat
+    if checkpoint.agent_step >= math.ceil(cfg.env_steps / cfg.action_repeat):
+        raise UserError(
+            f"--resume: the run in {out} already reached --env-steps {cfg.env_steps} (checkpoint at env step "
+            f"{env_step}); allowed: a larger --env-steps to continue it"
+        )
+    extra = {k: v for k, v in saved.items() if k not in plan.sources and k != "sources"}
+    if not checkpoint.has_replay and checkpoint.agent_step > 0:
+        if not args.resume_without_replay:
+            raise UserError(
+                f"--resume: checkpoint {folder} has no replay buffer (saved with --no-save-replay); resuming would "
+                "refill it with random steps and make a different run; pass --resume-without-replay to accept that"
+            )
+        key = "resumed_without_replay_at_env_steps"
+        extra[key] = [*extra.get(key, []), env_step]
+    return checkpoint, extra
 
 
 if __name__ == "__main__":

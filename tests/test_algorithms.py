@@ -25,6 +25,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
 
 from curl_agents.algorithms import ALGORITHMS, CURL, RAD, DrQ, PixelSAC, state_sac
+from ssl_shared.errors import NonFiniteLossError
 
 POLICY_KWARGS = {"feature_dim": 8, "hidden_dim": 16, "num_filters": 4, "num_layers": 2}
 #: make_model arguments per algorithm: crop algorithms render 24 and crop 20, the others render the input size
@@ -666,7 +667,7 @@ def test_augmentation_generator_is_not_the_global_torch_stream():
 
 # ------------------------------------------------------------------------------------ defaults and the CLI
 def _cli_config(*flags: str):
-    from curl_agents.train import build_parser, config_from_args
+    from curl_agents.run_config import build_parser, config_from_args
 
     return config_from_args(build_parser().parse_args([*flags, "--out", "unused"]))
 
@@ -678,7 +679,7 @@ def _cli_config(*flags: str):
     [("curl", 100), ("rad", 100), ("drq", 84), ("sac_ae", 84), ("pixel_sac", 84)],
 )
 def test_train_command_renders_at_the_network_size_unless_the_algorithm_crops(algo, render):
-    from curl_agents.train import resolved_render_size
+    from curl_agents.run_config import resolved_render_size
 
     assert resolved_render_size(_cli_config("--algo", algo)) == render
     assert resolved_render_size(_cli_config("--algo", algo, "--image-size", "64")) == render - 84 + 64
@@ -695,7 +696,7 @@ def test_train_command_renders_at_the_network_size_unless_the_algorithm_crops(al
 def test_train_command_builds_each_algorithm_with_its_reference_settings(
     algo, cheetah_lr, alpha_lr, alpha_betas, encoder_tau
 ):
-    from curl_agents.train import algorithm_class, model_kwargs
+    from curl_agents.run_config import algorithm_class, model_kwargs
 
     cfg = _cli_config("--algo", algo, "--env", "cheetah-run")
     kwargs = model_kwargs(cfg)
@@ -757,10 +758,11 @@ def test_sac_ae_trains_an_autoencoder_on_unaugmented_renders_with_a_tanh_encoder
 
 
 def test_train_command_builds_sac_ae_with_its_objective(tmp_path):
-    from curl_agents.train import model_kwargs
+    from curl_agents.run_config import model_kwargs
 
     cfg = _cli_config("--algo", "sac_ae")
-    assert cfg.aux == "none" and "aux" not in model_kwargs(cfg)  # the algorithm's own objective applies
+    assert cfg.aux == "reconstruction" and model_kwargs(cfg)["aux"] == "reconstruction"  # the algorithm's own
+    assert model_kwargs(cfg)["batch_size"] == 128 and model_kwargs(cfg)["buffer_size"] == 1_000_000  # SAC-AE train.py
     assert model_kwargs(_cli_config("--algo", "curl", "--aux", "reconstruction"))["aux"] == "reconstruction"
 
 
@@ -777,8 +779,19 @@ def test_nan_loss_is_named_with_the_step():
     model = make_model(learn=20)
     with torch.no_grad():
         model.critic.q1[0].weight.fill_(float("nan"))
-    with pytest.raises(RuntimeError, match=r"non-finite critic_loss .* gradient step \d+"):
+    with pytest.raises(NonFiniteLossError, match=r"non-finite critic_loss \(nan\) at step \d+ \(gradient step \d+"):
         model.train(1, 8)
+
+
+def test_state_sac_stops_on_a_non_finite_loss_before_its_optimizer_step():
+    model = state_sac(gym.make("Pendulum-v1"), seed=0, learning_starts=5, batch_size=4, policy_kwargs={"net_arch": [8]})
+    model.learn(8)
+    with torch.no_grad():
+        model.critic.qf0[0].weight.fill_(float("nan"))
+    actor = [p.detach().clone() for p in model.actor.parameters()]
+    with pytest.raises(NonFiniteLossError, match=r"non-finite critic_loss \(nan\) at step \d+ \(gradient step"):
+        model.train(1, 4)
+    assert all(torch.equal(a, p) for a, p in zip(actor, model.actor.parameters()))  # the actor step never ran
 
 
 def test_state_sac_factory_has_the_paper_settings():

@@ -28,12 +28,12 @@ so crops are independent of the global torch RNG that SB3 seeds with ``seed``. `
 generator's state and ``load()`` restores it, so a loaded model continues the crop stream it was
 saved in (on the same device type; loaded on another device type it is re-seeded, with a warning).
 
-A non-finite loss raises ``RuntimeError`` naming the loss and the gradient step, before the
-optimizer step that would spread it.
+A non-finite loss raises :class:`ssl_shared.errors.NonFiniteLossError` naming the loss, the gradient
+step and the agent step, before the optimizer step that would spread it.
 
-Steps: SB3's ``learn(total_timesteps)`` counts AGENT steps (``env.step`` calls), like the CURL code;
-the paper's budgets are ENV steps (agent steps x action repeat). ``python -m curl_agents.train
---steps`` takes env steps and converts. ``learning_starts`` (1000) is in agent steps, as in CURL.
+Steps: SB3's ``learn(total_timesteps)`` counts agent steps (``env.step`` calls), like the CURL code;
+the paper's budgets are env steps (agent steps x action repeat). ``python -m curl_agents.train
+--env-steps`` takes env steps and converts. ``learning_starts`` (1000) is in agent steps, as in CURL.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ from torch.nn import functional as F
 
 from curl_agents.policies import CnnPolicy, CurlActor, CurlCritic, CurlSACPolicy
 from ssl_shared.augment.crop import center_crop
+from ssl_shared.errors import NonFiniteLossError
 from ssl_shared.momentum import polyak_update
 
 SelfPixelSAC = TypeVar("SelfPixelSAC", bound="PixelSAC")
@@ -124,6 +125,8 @@ class PixelSAC(OffPolicyAlgorithm):
 
     Class attributes (read by ``python -m curl_agents.train`` and ``curl_agents.defaults_table``):
         default_aux: the objective ``aux=None`` selects.
+        fixed_aux: the only objective the algorithm accepts (RAD: ``"none"``, SAC-AE:
+            ``"reconstruction"``); ``None``: any of ``AUX_OBJECTIVES``.
         default_aux_kwargs: options of the objective set by this algorithm (``aux_kwargs`` entries win).
         policy_defaults: policy settings this algorithm changes from the policy's (CURL) defaults.
         task_learning_rates: ``learning_rate`` per task id where the paper used another one.
@@ -136,6 +139,7 @@ class PixelSAC(OffPolicyAlgorithm):
     critic: CurlCritic
     critic_target: CurlCritic
     default_aux: ClassVar[str] = "none"
+    fixed_aux: ClassVar[str | None] = None  # any objective of curl_agents.objectives.AUX_OBJECTIVES
     policy_defaults: ClassVar[Mapping[str, Any]] = {}
     # CURL appendix table: lr 2e-4 for cheetah-run, 1e-3 (``learning_rate``) otherwise
     task_learning_rates: ClassVar[Mapping[str, float]] = {"cheetah-run": 2e-4}
@@ -303,11 +307,11 @@ class PixelSAC(OffPolicyAlgorithm):
     def _check_finite(self, name: str, loss: torch.Tensor) -> float:
         value = float(loss.item())
         if not math.isfinite(value):
-            raise RuntimeError(
-                f"non-finite {name} ({value}) at gradient step {self._n_updates} "
-                f"(agent step {self.num_timesteps}); stopping before the optimizer step"
-            )
+            raise NonFiniteLossError(name, value, self._n_updates, where=self._step_description())
         return value
+
+    def _step_description(self) -> str:
+        return f"gradient step {self._n_updates}, agent step {self.num_timesteps}"
 
     def _update_critic(self, views: TrainViews, data: Any) -> float:
         target = self.target_q(data.rewards, data.dones, views.next_obs)
@@ -358,10 +362,9 @@ class PixelSAC(OffPolicyAlgorithm):
         )
         try:
             logs = self.aux_objective.update(batch)
-        except FloatingPointError as err:
-            raise RuntimeError(
-                f"non-finite aux/{self.aux} loss at gradient step {self._n_updates} "
-                f"(agent step {self.num_timesteps}): {err}"
+        except FloatingPointError as err:  # raised before the objective's optimizer step
+            raise NonFiniteLossError(
+                f"aux/{self.aux} loss", math.nan, self._n_updates, where=f"{self._step_description()}: {err}"
             ) from err
         return logs
 

@@ -19,10 +19,11 @@ class RAD(CURL):
     rates are CURL's (RAD uses the CURL code base and settings)."""
 
     default_aux: ClassVar[str] = "none"
+    fixed_aux: ClassVar[str | None] = "none"  # RAD is the augmentation alone
 
     def __init__(self, policy: Any, env: Any, **kwargs: Any) -> None:
         aux = kwargs.pop("aux", "none")
-        if aux not in (None, "none"):
+        if aux not in (None, self.fixed_aux):
             raise ValueError(f"RAD has no auxiliary objective (got aux={aux!r}); use CURL(aux={aux!r}) instead")
         super().__init__(policy, env, aux="none", **kwargs)
 

@@ -51,6 +51,7 @@ class SacAE(PixelSAC):
     """
 
     default_aux: ClassVar[str] = "reconstruction"
+    fixed_aux: ClassVar[str | None] = "reconstruction"  # SAC-AE is defined by its autoencoder
     policy_defaults: ClassVar[Mapping[str, Any]] = {
         "feature_dim": 50,  # train.py --encoder_feature_dim (L53)
         "hidden_dim": 1024,  # train.py --hidden_dim (L36)
@@ -88,7 +89,7 @@ class SacAE(PixelSAC):
         initial_updates: int | None = None,  # train.py L224: num_updates = init_steps at the first update
         **kwargs: Any,
     ) -> None:
-        if aux not in (None, "reconstruction"):
+        if aux not in (None, self.fixed_aux):
             raise ValueError(
                 f"SacAE's auxiliary objective is 'reconstruction' (got aux={aux!r}); "
                 f"use CURL(aux={aux!r}) for other objectives"

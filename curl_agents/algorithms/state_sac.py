@@ -14,6 +14,9 @@ step, the target EMA every ``target_update_interval`` (2) gradient steps counted
 one ``train()`` call, which is always 0 when ``learn`` calls ``train(1, batch)``, so it would move the
 target every step.
 
+A non-finite loss raises :class:`ssl_shared.errors.NonFiniteLossError` naming the loss, the gradient
+step and the agent step, before the optimizer step that would spread it.
+
 Differences from the CURL code that remain because this *is* SB3's SAC:
 
 * the actor (and the temperature) are updated every gradient step (SB3's SAC has no policy delay;
@@ -38,6 +41,8 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
+
+from ssl_shared.errors import NonFiniteLossError
 
 SelfStateSAC = TypeVar("SelfStateSAC", bound="StateSAC")
 
@@ -142,7 +147,7 @@ class StateSAC(SAC):
             ent_coef = torch.exp(self.log_ent_coef.detach())
             # L(log alpha) = -mean[log alpha * (log pi + H_target)]  (SB3's form, on log alpha)
             ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
-            logs["ent_coef_loss"].append(ent_coef_loss.item())
+            logs["ent_coef_loss"].append(self._check_finite("ent_coef_loss", ent_coef_loss))
             self.ent_coef_optimizer.zero_grad()
             ent_coef_loss.backward()
             self.ent_coef_optimizer.step()
@@ -157,17 +162,24 @@ class StateSAC(SAC):
             target_q = data.rewards + (1 - data.dones) * discounts * next_q
         current_q = self.critic(data.observations, data.actions)
         critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
-        logs["critic_loss"].append(critic_loss.item())
+        logs["critic_loss"].append(self._check_finite("critic_loss", critic_loss))
         self.critic.optimizer.zero_grad()
         critic_loss.backward()
         self.critic.optimizer.step()
 
         q_pi = torch.cat(self.critic(data.observations, actions_pi), dim=1)
         actor_loss = (ent_coef * log_prob - torch.min(q_pi, dim=1, keepdim=True).values).mean()
-        logs["actor_loss"].append(actor_loss.item())
+        logs["actor_loss"].append(self._check_finite("actor_loss", actor_loss))
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
         self.actor.optimizer.step()
+
+    def _check_finite(self, name: str, loss: torch.Tensor) -> float:
+        value = float(loss.item())
+        if not np.isfinite(value):
+            where = f"gradient step {self._n_updates}, agent step {self.num_timesteps}"
+            raise NonFiniteLossError(name, value, self._n_updates, where=where)
+        return value
 
 
 def state_sac(env: GymEnv | str, **overrides: Any) -> StateSAC:
