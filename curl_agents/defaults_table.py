@@ -18,7 +18,7 @@ from typing import Any
 
 from curl_agents.algorithms import ALGORITHMS
 from curl_agents.algorithms.defaults import constructor_defaults, policy_settings
-from curl_agents.aux import aux_objective_options
+from curl_agents.objectives import aux_objective_options
 from curl_agents.presets import PLANET_PRESETS
 
 #: Constructor arguments whose ``None`` default stands for another argument's value (see their docstrings).

@@ -35,10 +35,17 @@ package ``libosmesa6``) before Python starts. When ``MUJOCO_GL`` is unset and th
 would otherwise pick GLFW, which cannot open a window there. Without a working backend ``make_env`` raises
 a ``RuntimeError`` saying so (it renders one frame at construction).
 
+Imports: this module imports dm_control (and with it MuJoCo and PyOpenGL) only when an env is built,
+so ``import curl_agents`` stays free of them. The gymnasium ids are registered from :data:`SUITE_TASKS`,
+the suite's task list written out here. Before dm_control, the first build imports torchvision (which
+loads ``torch._dynamo`` and triton): importing triton after dm_control's EGL renderer segfaults.
+
 Adding an environment: any dm_control suite ``domain-task`` already works and is registered as
-``curl_agents/<domain>-<task>-v0`` (pixels) and ``curl_agents/<domain>-<task>-state-v0``. To give a task
-paper settings (action repeat, camera), add a ``TaskPreset`` to ``curl_agents.presets.PLANET_PRESETS``;
-per-task learning rates belong to the algorithm class (``task_learning_rates``).
+``curl_agents/<domain>-<task>-v0`` (pixels) and ``curl_agents/<domain>-<task>-state-v0``. A task that a
+newer dm_control adds goes into :data:`SUITE_TASKS` (a test compares it with the installed suite). To
+give a task paper settings (action repeat, camera), add a ``TaskPreset`` to
+``curl_agents.presets.PLANET_PRESETS``; per-task learning rates belong to the algorithm class
+(``task_learning_rates``).
 """
 
 from __future__ import annotations
@@ -55,6 +62,37 @@ from gymnasium import spaces
 from curl_agents.presets import PLANET_PRESETS, default_camera
 
 _MAX_ACTION_BOUND = 1e6  # tasks with larger action bounds (lqr: 1e10) cannot be mapped from [-1, 1]
+
+#: ``dm_control.suite.ALL_TASKS`` of dm-control 1.0.50 (``dm_control/suite/__init__.py``), domain by domain
+#: in the suite's order, so that the task names are known without importing dm_control.
+_SUITE_DOMAIN_TASKS: dict[str, tuple[str, ...]] = {
+    "acrobot": ("swingup", "swingup_sparse"),
+    "ball_in_cup": ("catch",),
+    "cartpole": ("balance", "balance_sparse", "swingup", "swingup_sparse", "two_poles", "three_poles"),
+    "cheetah": ("run",),
+    "dog": ("stand", "walk", "trot", "run", "fetch"),
+    "finger": ("spin", "turn_easy", "turn_hard"),
+    "fish": ("upright", "swim"),
+    "hopper": ("stand", "hop"),
+    "humanoid": ("stand", "walk", "run", "run_pure_state"),
+    "humanoid_CMU": ("stand", "walk", "run"),
+    "lqr": ("lqr_2_1", "lqr_6_2"),
+    "manipulator": ("bring_ball", "bring_peg", "insert_ball", "insert_peg"),
+    "pendulum": ("swingup",),
+    "point_mass": ("easy", "hard"),
+    "quadruped": ("walk", "run", "escape", "fetch"),
+    "reacher": ("easy", "hard"),
+    "stacker": ("stack_2", "stack_4"),
+    "swimmer": ("swimmer6", "swimmer15"),
+    "walker": ("stand", "walk", "run"),
+}
+
+#: Every ``(domain, task)`` pair of the suite, in ``dm_control.suite.ALL_TASKS`` order.
+SUITE_TASKS: tuple[tuple[str, str], ...] = tuple(
+    (domain, task) for domain, tasks in _SUITE_DOMAIN_TASKS.items() for task in tasks
+)
+
+_UNSUPPORTED_DOMAINS = ("lqr",)  # action bounds +-1e10 (see _MAX_ACTION_BOUND)
 
 
 def agent_steps(env_steps: int, action_repeat: int) -> int:
@@ -82,9 +120,8 @@ def parse_env_id(env_id: str) -> tuple[str, str]:
 
 
 def valid_task_names() -> list[str]:
-    """All supported ``domain-task`` names: dm_control.suite.ALL_TASKS minus the lqr tasks."""
-    suite = _import_suite()
-    return [f"{domain}-{task}" for domain, task in suite.ALL_TASKS if domain != "lqr"]
+    """All supported ``domain-task`` names: :data:`SUITE_TASKS` minus the lqr tasks (no dm_control import)."""
+    return [f"{domain}-{task}" for domain, task in SUITE_TASKS if domain not in _UNSUPPORTED_DOMAINS]
 
 
 def _check_positive(name: str, value: int) -> None:
@@ -101,7 +138,10 @@ def _backend_hint() -> str:
 
 
 def _import_suite() -> ModuleType:
-    """Import ``dm_control.suite``; an invalid MUJOCO_GL makes that import fail, so explain how to fix it."""
+    """Import ``dm_control.suite``, the torch side first; an invalid MUJOCO_GL makes that import fail,
+    so explain how to fix it."""
+    import torchvision  # noqa: F401  (loads torch._dynamo and triton, which segfault if imported after dm_control's EGL)
+
     if "MUJOCO_GL" not in os.environ and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ["MUJOCO_GL"] = "egl"  # headless: GLFW (dm_control's unset default) needs a display
     try:

@@ -160,8 +160,8 @@ def config_from_args(args: argparse.Namespace, saved: dict[str, Any] | None = No
 
 
 def validate_config(cfg: RunConfig) -> None:
-    from curl_agents.aux import AUX_OBJECTIVES
     from curl_agents.envs import valid_task_names
+    from curl_agents.objectives import AUX_OBJECTIVES
 
     if cfg.algo not in ALGO_NAMES:
         raise ValueError(f"unknown --algo {cfg.algo!r}; valid: {', '.join(ALGO_NAMES)}")

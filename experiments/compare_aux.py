@@ -57,8 +57,25 @@ def plan_runs(auxes: list[str], seeds: list[int], env: str, steps: int, runs: Pa
     for aux in auxes:
         for seed in seeds:
             out = run_dir(runs, env, aux, seed)
-            command = [sys.executable, "-m", "curl_agents.train", "--env", env, "--algo", "curl", "--aux", aux,
-                       "--steps", str(steps), "--seed", str(seed), "--out", str(out), "--no-progress", *extra]
+            command = [
+                sys.executable,
+                "-m",
+                "curl_agents.train",
+                "--env",
+                env,
+                "--algo",
+                "curl",
+                "--aux",
+                aux,
+                "--steps",
+                str(steps),
+                "--seed",
+                str(seed),
+                "--out",
+                str(out),
+                "--no-progress",
+                *extra,
+            ]
             if (out / "checkpoints" / "latest").exists() and not (out / "summary.json").exists():
                 command.append("--resume")
             specs.append(RunSpec(aux, seed, out, command))
@@ -76,8 +93,11 @@ def execute(specs: list[RunSpec]) -> None:
         with open(spec.out / "train.log", "a") as log:
             code = subprocess.call(spec.command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         if code != 0:
-            print(f"[compare_aux] {spec.aux} seed {spec.seed} exited with {code}; see {spec.out / 'train.log'}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[compare_aux] {spec.aux} seed {spec.seed} exited with {code}; see {spec.out / 'train.log'}",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def run_wall_times(specs: list[RunSpec]) -> dict[tuple[str, int], float]:
@@ -123,8 +143,17 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["aux", "n_seeds", "mean_final_return", "ci95_low", "ci95_high", "final_returns", "eval_steps"])
         for r in rows:
-            writer.writerow([r["aux"], r["n_seeds"], _fmt(r.get("mean")), _fmt(r.get("ci_low")), _fmt(r.get("ci_high")),
-                             " ".join(f"{v:.1f}" for v in r["finals"]), " ".join(map(str, r["eval_steps"]))])
+            writer.writerow(
+                [
+                    r["aux"],
+                    r["n_seeds"],
+                    _fmt(r.get("mean")),
+                    _fmt(r.get("ci_low")),
+                    _fmt(r.get("ci_high")),
+                    " ".join(f"{v:.1f}" for v in r["finals"]),
+                    " ".join(map(str, r["eval_steps"])),
+                ]
+            )
 
 
 def _fmt(value: float | None) -> str:
@@ -173,8 +202,10 @@ def provenance(argv: list[str], wall: dict[tuple[str, int], float], label: str) 
     ]
     if wall:
         total = sum(wall.values())
-        lines.append(f"- training wall time (summary.json of each run): {total:.0f} s in all "
-                     f"({', '.join(f'{a}/s{s}: {t:.0f} s' for (a, s), t in sorted(wall.items()))})")
+        lines.append(
+            f"- training wall time (summary.json of each run): {total:.0f} s in all "
+            f"({', '.join(f'{a}/s{s}: {t:.0f} s' for (a, s), t in sorted(wall.items()))})"
+        )
     return lines
 
 
@@ -197,23 +228,30 @@ def to_markdown(rows: list[dict], args: argparse.Namespace, extra: list[str], he
             continue
         finals = ", ".join(f"{v:.1f}" for v in r["finals"])
         steps = ", ".join(f"{s:,}" for s in r["eval_steps"])
-        lines.append(f"| {r['aux']} | {r['n_seeds']} | {r['mean']:.1f} | [{r['ci_low']:.1f}, {r['ci_high']:.1f}] "
-                     f"| {finals} | {steps} |")
+        lines.append(
+            f"| {r['aux']} | {r['n_seeds']} | {r['mean']:.1f} | [{r['ci_low']:.1f}, {r['ci_high']:.1f}] "
+            f"| {finals} | {steps} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from curl_agents.aux import AUX_OBJECTIVES
+    from curl_agents.objectives import AUX_OBJECTIVES
 
     p = argparse.ArgumentParser(prog="python -m experiments.compare_aux", description=__doc__.split("\n\n")[0])
-    p.add_argument("--aux", nargs="+", default=["none", "curl"], choices=sorted(AUX_OBJECTIVES),
-                   help="objectives to compare")
+    p.add_argument(
+        "--aux", nargs="+", default=["none", "curl"], choices=sorted(AUX_OBJECTIVES), help="objectives to compare"
+    )
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--env", default="cartpole-swingup")
     p.add_argument("--steps", type=int, default=100_000, help="ENV steps per run")
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "aux", help="root of the run directories")
-    p.add_argument("--out", type=Path, default=ROOT / "experiments" / "results" / "aux_comparison",
-                   help="output prefix: OUT.md, OUT.csv, OUT.png")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "experiments" / "results" / "aux_comparison",
+        help="output prefix: OUT.md, OUT.csv, OUT.png",
+    )
     p.add_argument("--label", default="learning runs", help="first provenance line, e.g. 'SMOKE TEST (not a result)'")
     p.add_argument("--dry-run", action="store_true", help="print the training commands and exit")
     p.add_argument("--aggregate-only", action="store_true", help="do not train; aggregate what exists")

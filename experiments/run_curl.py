@@ -42,21 +42,51 @@ TARGET_STEPS = 100_000
 # State SAC: CURL paper settings (curl_agents.algorithms.state_sac) except the hidden width (see README of
 # the results): 1024x2 costs ~0.09 CPU-s per agent step on this shared 2-core machine (3 seeds ~ 1 CPU-hour),
 # too much next to the pixel run, so the runs here use 256x2.
-STATE_SAC_ARGS = ["--env", "cartpole-swingup", "--algo", "state_sac", "--steps", str(TARGET_STEPS),
-                  "--batch-size", "128", "--hidden-dim", "256", "--eval-every", "10000", "--eval-episodes", "10",
-                  "--checkpoint-every", "10000"]
+STATE_SAC_ARGS = [
+    "--env",
+    "cartpole-swingup",
+    "--algo",
+    "state_sac",
+    "--steps",
+    str(TARGET_STEPS),
+    "--batch-size",
+    "128",
+    "--hidden-dim",
+    "256",
+    "--eval-every",
+    "10000",
+    "--eval-episodes",
+    "10",
+    "--checkpoint-every",
+    "10000",
+]
+
+
 # Pixel CURL: the official train.py batch (32); other settings the paper's (render 100, crop 84, feature 50,
 # hidden 1024, lr 1e-3, action repeat 8); 10 deterministic eval episodes every 10K env steps; the replay is
 # saved with the checkpoints so that a resumed run ends where an uninterrupted one would.
 def _pixel_args(batch_size: int) -> list[str]:
-    return ["--env", "cartpole-swingup", "--steps", str(TARGET_STEPS), "--batch-size", str(batch_size),
-            "--eval-every", "10000", "--eval-episodes", "10", "--checkpoint-every", "5000", "--save-replay"]
+    return [
+        "--env",
+        "cartpole-swingup",
+        "--steps",
+        str(TARGET_STEPS),
+        "--batch-size",
+        str(batch_size),
+        "--eval-every",
+        "10000",
+        "--eval-episodes",
+        "10",
+        "--checkpoint-every",
+        "5000",
+        "--save-replay",
+    ]
 
 
 PIXEL_B32_ARGS = _pixel_args(32)
 CURL_ARGS = ["--algo", "curl", "--aux", "curl", *PIXEL_B32_ARGS]
 # The same CURL with the official code's second encoder Adam on the CURL loss (a documented option of
-# curl_agents.aux.curl.CurlObjective; the encoder takes two steps per update, W one). Reported apart.
+# curl_agents.objectives.curl.CurlObjective; the encoder takes two steps per update, W one). Reported apart.
 CURL_DOUBLE_ARGS = [*CURL_ARGS, "--aux-kwargs", '{"official_double_step": true}']
 # The same CURL at the official run.sh batch (128): four times the samples per update; 1.0-1.2 s per agent
 # step measured in training on this 2-core CPU (2 threads): seed 1 took 14,039 s (3.9 h) for 100K env steps.
@@ -77,8 +107,18 @@ RAD_PAPER = "no published figure at batch 32; compare curl_b32 (same settings pl
 
 def _train(name: str, args: list[str], seed: int, extra: list[str]) -> int:
     out = RUNS / name
-    cmd = [sys.executable, "-m", "curl_agents.train", *args, "--seed", str(seed), "--out", str(out), "--no-progress",
-           *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "curl_agents.train",
+        *args,
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
     if (out / "checkpoints" / "latest").exists() and not (out / "summary.json").exists():
         cmd.append("--resume")
     if (out / "summary.json").exists():
@@ -87,8 +127,15 @@ def _train(name: str, args: list[str], seed: int, extra: list[str]) -> int:
     (RUNS / name).mkdir(parents=True, exist_ok=True)
     (out / "command.txt").write_text(" ".join(cmd) + "\n")
     launches = json.loads((out / "launches.json").read_text()) if (out / "launches.json").exists() else []
-    launches.append({"git_commit": git_commit(paths=CODE_PATHS), "resume": "--resume" in cmd, "nice": os.nice(0),
-                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", ""), "command": " ".join(cmd)})
+    launches.append(
+        {
+            "git_commit": git_commit(paths=CODE_PATHS),
+            "resume": "--resume" in cmd,
+            "nice": os.nice(0),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", ""),
+            "command": " ".join(cmd),
+        }
+    )
     (out / "launches.json").write_text(json.dumps(launches, indent=2))
     print("running:", " ".join(cmd), flush=True)
     return subprocess.call(cmd, cwd=ROOT)
@@ -122,10 +169,16 @@ def _plot_group(group: str, curves: dict[str, Path]) -> None:
 
 
 def _provenance() -> dict:
-    hardware = ("2-core shared CPU (AMD EPYC), no GPU; other jobs may share the CPU (wall times are not compute "
-                "times; each launch records its nice value)")
-    return {"git_commit": git_commit(paths=CODE_PATHS), "hardware": hardware, "versions": _versions(),
-            "env": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}}
+    hardware = (
+        "2-core shared CPU (AMD EPYC), no GPU; other jobs may share the CPU (wall times are not compute "
+        "times; each launch records its nice value)"
+    )
+    return {
+        "git_commit": git_commit(paths=CODE_PATHS),
+        "hardware": hardware,
+        "versions": _versions(),
+        "env": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")},
+    }
 
 
 def _short_commit(commit: str) -> str:
@@ -186,36 +239,61 @@ def summarize(group: str, prefix: str, target: float, paper: str) -> dict:
         "std_final_return": float(np.std(finals)) if finals else None,
         "provenance": provenance,
     }
-    lines = [f"# {group}", "", f"Target: {target}. Paper: {paper}.", "",
-             "| run | finished | last eval env step | last mean return (eval episodes) | wall s | launched at commit |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"# {group}",
+        "",
+        f"Target: {target}. Paper: {paper}.",
+        "",
+        "| run | finished | last eval env step | last mean return (eval episodes) | wall s | launched at commit |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, r in per_run.items():
-        commits = sorted({_short_commit(launch["git_commit"]) for launch in r.get("launches") or []}) or ["not recorded"]
-        lines.append(f"| {name} | {r['finished']} | {r['last_env_step']} | {r['last_mean_return']:.1f} | "
-                     f"{r['wall_time_s']:.0f} | {', '.join(commits)} |")
+        commits = sorted({_short_commit(launch["git_commit"]) for launch in r.get("launches") or []}) or [
+            "not recorded"
+        ]
+        lines.append(
+            f"| {name} | {r['finished']} | {r['last_env_step']} | {r['last_mean_return']:.1f} | "
+            f"{r['wall_time_s']:.0f} | {', '.join(commits)} |"
+        )
     if finals:
         mean, low, high = bootstrap_mean_ci(np.asarray(finals))
         result["final_return_ci95"] = [low, high]
         result["runs_reaching_target"] = sum(f >= target for f in finals)
-        lines += ["", f"Mean final return over {len(finals)} finished run(s): {mean:.1f} +- {np.std(finals):.1f} "
-                  f"(population std); 95% bootstrap CI of the mean over seeds [{low:.1f}, {high:.1f}]; "
-                  f"{result['runs_reaching_target']} of {len(finals)} run(s) at or above the target {target:g}."]
+        lines += [
+            "",
+            f"Mean final return over {len(finals)} finished run(s): {mean:.1f} +- {np.std(finals):.1f} "
+            f"(population std); 95% bootstrap CI of the mean over seeds [{low:.1f}, {high:.1f}]; "
+            f"{result['runs_reaching_target']} of {len(finals)} run(s) at or above the target {target:g}.",
+        ]
     if any(not r["finished"] for r in per_run.values()):
-        lines += ["", "Unfinished runs were still training (or were stopped) when this summary was written; their "
-                  "last row is a partial result, not a final one. Resume: rerun the same `run_curl.py` command."]
+        lines += [
+            "",
+            "Unfinished runs were still training (or were stopped) when this summary was written; their "
+            "last row is a partial result, not a final one. Resume: rerun the same `run_curl.py` command.",
+        ]
     if any(r.get("carried_over") for r in per_run.values()):
-        lines += ["", "Rows marked `carried_over` in the JSON come from an earlier summary (their run directories "
-                  "are on another machine); each keeps the provenance it was summarized with (`summarized_with`)."]
+        lines += [
+            "",
+            "Rows marked `carried_over` in the JSON come from an earlier summary (their run directories "
+            "are on another machine); each keeps the provenance it was summarized with (`summarized_with`).",
+        ]
     if per_run:
         c = next(iter(per_run.values()))["config"]
         aux = f"{c['aux']} {json.dumps(c['aux_kwargs'])}" if c.get("aux_kwargs") else c["aux"]
-        lines += ["", f"Settings: algo {c['algo']}, aux {aux}, batch {c['batch_size']}, hidden {c['hidden_dim']}, "
-                  f"image {c['image_size']} (render {c['render_size'] or 'default'}), lr {c['lr'] or 'preset'}, "
-                  f"action repeat {c['action_repeat'] or 'preset'}, init steps {c['init_steps']} (agent), "
-                  f"eval every {c['eval_every']} env steps x {c['eval_episodes']} episodes (deterministic)."]
+        lines += [
+            "",
+            f"Settings: algo {c['algo']}, aux {aux}, batch {c['batch_size']}, hidden {c['hidden_dim']}, "
+            f"image {c['image_size']} (render {c['render_size'] or 'default'}), lr {c['lr'] or 'preset'}, "
+            f"action repeat {c['action_repeat'] or 'preset'}, init steps {c['init_steps']} (agent), "
+            f"eval every {c['eval_every']} env steps x {c['eval_episodes']} episodes (deterministic).",
+        ]
         _plot_group(group, {name: RESULTS / f"{name}_eval.csv" for name in per_run})
-    lines += ["", f"Commands: see `{group}_summary.json` (`runs.*.command`); summary written at git commit "
-              f"{provenance['git_commit']}.", "Hardware: 2-core shared CPU, no GPU."]
+    lines += [
+        "",
+        f"Commands: see `{group}_summary.json` (`runs.*.command`); summary written at git commit "
+        f"{provenance['git_commit']}.",
+        "Hardware: 2-core shared CPU, no GPU.",
+    ]
     summary_path.write_text(json.dumps(result, indent=2))
     (RESULTS / f"{group}_summary.md").write_text("\n".join(lines) + "\n")
     return result
@@ -229,10 +307,16 @@ def main() -> None:
     c = sub.add_parser("curl")
     c.add_argument("--seed", type=int, default=1)
     variant = c.add_mutually_exclusive_group()
-    variant.add_argument("--official-double-step", action="store_true",
-                         help="run CURL_DOUBLE_ARGS (group curl_b32_double) instead of CURL_ARGS")
-    variant.add_argument("--batch-128", action="store_true",
-                         help="run CURL_B128_ARGS (group curl_b128): the official run.sh batch instead of 32")
+    variant.add_argument(
+        "--official-double-step",
+        action="store_true",
+        help="run CURL_DOUBLE_ARGS (group curl_b32_double) instead of CURL_ARGS",
+    )
+    variant.add_argument(
+        "--batch-128",
+        action="store_true",
+        help="run CURL_B128_ARGS (group curl_b128): the official run.sh batch instead of 32",
+    )
     r = sub.add_parser("rad", help="the RAD baseline at CURL's settings")
     r.add_argument("--seed", type=int, default=1)
     sub.add_parser("summarize")

@@ -6,7 +6,11 @@ feature dim 8, hidden 16, batch 8); every check is against a formula written out
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import math
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -460,6 +464,82 @@ def test_save_load_restores_the_second_encoder_optimizer_of_official_double_step
             assert torch.equal(torch.as_tensor(value), torch.as_tensor(restored[pid][key])), (pid, key)
 
 
+#: A CURL model saved by curl_agents at commit 09100e6, whose objectives package was ``curl_agents.aux``:
+#: 9x16x16 frame stacks, image_size 12, policy_kwargs feature_dim 4 / hidden_dim 8 / num_filters 2 /
+#: num_layers 2, batch_size 4, learning_starts 8, seed 0, learn(12): 4 gradient steps.
+PRE_RENAME_MODEL = Path(__file__).parent / "fixtures" / "curl_saved_with_aux_package.zip"
+#: What that code's ``predict(obs, deterministic=True)`` returned for ``obs`` below.
+PRE_RENAME_ACTION = [-0.2927732467651367, -0.23437106609344482]
+
+
+def test_model_saved_with_the_former_objectives_package_loads():
+    """SB3 pickles ``policy_class`` and ``replay_buffer_class`` (curl_agents.policies, curl_agents.replay);
+    the objective is rebuilt from its name and loaded from ``aux_objective.pth`` (tensors only), so a zip
+    saved when the objectives lived in ``curl_agents.aux`` loads without an alias for that module."""
+    from curl_agents.objectives.curl import CurlObjective
+
+    loaded = CURL.load(PRE_RENAME_MODEL, device="cpu")
+    assert isinstance(loaded.aux_objective, CurlObjective) and loaded._n_updates == 4
+    with zipfile.ZipFile(PRE_RENAME_MODEL) as archive:
+        for part in ("policy", "aux_objective"):
+            saved = torch.load(io.BytesIO(archive.read(f"{part}.pth")), map_location="cpu", weights_only=True)
+            restored = getattr(loaded, part).state_dict()
+            assert saved.keys() == restored.keys() and saved, part
+            for key, value in saved.items():
+                assert torch.equal(value, restored[key]), (part, key)
+    obs = np.random.default_rng(0).integers(0, 256, (9, 16, 16), dtype=np.uint8)
+    np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], PRE_RENAME_ACTION, rtol=0, atol=1e-6)
+
+
+def _pickled_parts(path: Path) -> dict[str, bytes]:
+    """Every pickle in an SB3 zip: the cloudpickled entries of ``data`` and the ``.pth`` members (torch
+    stores their ``data.pkl`` uncompressed)."""
+    with zipfile.ZipFile(path) as archive:
+        data = json.loads(archive.read("data"))
+        parts = {name: archive.read(name) for name in archive.namelist() if name.endswith(".pth")}
+    for key, value in data.items():
+        if isinstance(value, dict) and ":serialized:" in value:
+            parts[key] = base64.b64decode(value[":serialized:"])
+    return parts
+
+
+@pytest.mark.parametrize("aux", ["curl", "moco", "reconstruction"])
+def test_saved_models_do_not_pickle_the_objectives_module(tmp_path, aux):
+    model = make_model(aux=aux, learn=12)
+    model.save(tmp_path / "m.zip")
+    parts = _pickled_parts(tmp_path / "m.zip")
+    assert b"curl_agents.policies" in parts["policy_class"]  # the scan reads module paths where SB3 puts them
+    assert not [name for name, raw in parts.items() if b"curl_agents.objectives" in raw]
+
+
+#: SB3's algorithms name their TensorBoard runs after themselves (SAC: "SAC_1", "SAC_2", ...).
+TB_RUN_NAMES = {
+    "curl": "CURL",
+    "rad": "RAD",
+    "drq": "DrQ",
+    "sac_ae": "SacAE",
+    "pixel_sac": "PixelSAC",
+    "state_sac": "StateSAC",
+}
+
+
+@pytest.mark.parametrize("name", list(TB_RUN_NAMES))
+def test_tensorboard_run_folder_is_named_after_the_algorithm(tmp_path, name):
+    if name == "state_sac":
+        model = state_sac(
+            FakeStateEnv(), learning_starts=10, seed=0, policy_kwargs={"net_arch": [8]}, tensorboard_log=str(tmp_path)
+        )
+    else:
+        model = make_model(ALGORITHMS[name], **TINY_KWARGS[name], tensorboard_log=str(tmp_path))
+    model.learn(2)
+    model.learn(2)  # a second run of the same model: the next number
+    model.learn(2, tb_log_name="mine")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"{TB_RUN_NAMES[name]}_1", f"{TB_RUN_NAMES[name]}_2", "mine_1"]
+    )
+    assert list((tmp_path / f"{TB_RUN_NAMES[name]}_1").glob("events.out.tfevents*"))
+
+
 @pytest.mark.parametrize("cls", [PixelSAC, RAD])
 def test_sb3_callbacks_evaluate_policy_and_tensorboard(tmp_path, cls):
     model = make_model(cls, tensorboard_log=str(tmp_path / "tb"))
@@ -653,7 +733,7 @@ def test_drq_initialises_whole_conv_kernels_orthogonally_curl_only_the_centre_ta
 
 
 def test_sac_ae_trains_an_autoencoder_on_unaugmented_renders_with_a_tanh_encoder():
-    from curl_agents.aux.reconstruction import ReconstructionObjective
+    from curl_agents.objectives.reconstruction import ReconstructionObjective
 
     model = make_model(ALGORITHMS["sac_ae"], **TINY_KWARGS["sac_ae"], learn=12)
     objective = model.aux_objective

@@ -1,4 +1,4 @@
-"""Tests of the auxiliary objectives (curl_agents.aux) on tiny encoders and batches."""
+"""Tests of the auxiliary objectives (curl_agents.objectives) on tiny encoders and batches."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from curl_agents.aux import AUX_OBJECTIVES, AuxBatch, make_aux_objective
-from curl_agents.aux.forward_dynamics import ForwardDynamicsObjective
-from curl_agents.aux.moco import MocoObjective
-from curl_agents.aux.reconstruction import ReconstructionObjective
-from curl_agents.aux.rotation import RotationObjective
+from curl_agents.objectives import AUX_OBJECTIVES, AuxBatch, make_aux_objective
+from curl_agents.objectives.forward_dynamics import ForwardDynamicsObjective
+from curl_agents.objectives.moco import MocoObjective
+from curl_agents.objectives.reconstruction import ReconstructionObjective
+from curl_agents.objectives.rotation import RotationObjective
 from ssl_shared.encoders import PixelEncoder
 from ssl_shared.momentum import copy_weights
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede the dm_control import
@@ -17,7 +18,15 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from curl_agents.envs import agent_steps, env_steps, make_env, parse_env_id, register_envs
+from curl_agents.envs import (
+    SUITE_TASKS,
+    agent_steps,
+    env_steps,
+    make_env,
+    parse_env_id,
+    register_envs,
+    valid_task_names,
+)
 from curl_agents.presets import PLANET_PRESETS
 
 SIZE = 16
@@ -283,3 +292,75 @@ def test_unset_render_backend_without_display_defaults_to_egl():
         timeout=120,
     )
     assert "OK egl (9, 8, 8)" in result.stdout, result.stderr[-2000:]
+
+
+def test_static_task_list_is_the_installed_suites():
+    import torchvision  # noqa: F401  (the torch side before dm_control)
+    from dm_control import suite
+
+    assert SUITE_TASKS == tuple(suite.ALL_TASKS)
+    expected = [f"{domain}-{task}" for domain, task in suite.ALL_TASKS if domain != "lqr"]
+    assert valid_task_names() == expected
+    registered = {key for key in gym.registry if key.startswith("curl_agents/")}
+    assert registered == {f"curl_agents/{name}-v0" for name in expected} | {
+        f"curl_agents/{name}-state-v0" for name in expected
+    }
+
+
+def _run_python(script: str, **env_overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **env_overrides}
+    root = Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True, timeout=180
+    )
+
+
+def test_import_curl_agents_loads_neither_dm_control_nor_mujoco_nor_opengl():
+    script = (
+        "import sys\n"
+        "import curl_agents, gymnasium\n"
+        "print('LOADED', sorted(m for m in ('dm_control', 'mujoco', 'OpenGL') if m in sys.modules))\n"
+        "print('REGISTERED', 'curl_agents/cheetah-run-v0' in gymnasium.registry)\n"
+    )
+    result = _run_python(script)
+    assert "LOADED []" in result.stdout, result.stdout + result.stderr[-2000:]
+    assert "REGISTERED True" in result.stdout
+
+
+# Records the order in which modules are first imported, then builds an env through curl_agents.envs alone
+# (the package __init__, which loads torch, is bypassed).
+_ORDER_SCRIPT = """
+import sys, types
+order = []
+class Recorder:
+    def find_spec(self, name, path=None, target=None):
+        if name in ("torchvision", "triton", "dm_control") and name not in order:
+            order.append(name)
+sys.meta_path.insert(0, Recorder())
+package = types.ModuleType("curl_agents")
+package.__path__ = [sys.argv[1]]
+sys.modules["curl_agents"] = package
+from curl_agents.envs import make_env
+print("AFTER_IMPORT", order)
+make_env("cartpole-swingup", image_size=8).reset()
+print("AFTER_BUILD", order)
+"""
+
+
+def test_building_an_env_imports_torchvision_before_dm_control():
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", _ORDER_SCRIPT, str(root / "curl_agents")],
+        env={**os.environ, "MUJOCO_GL": "egl"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert "AFTER_IMPORT []" in result.stdout, result.stdout + result.stderr[-2000:]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("AFTER_BUILD"))
+    order = ast.literal_eval(line.removeprefix("AFTER_BUILD "))
+    assert "dm_control" in order and "torchvision" in order
+    assert order.index("torchvision") < order.index("dm_control")
+    if "triton" in order:  # installed with CUDA builds of torch
+        assert order.index("triton") < order.index("dm_control")

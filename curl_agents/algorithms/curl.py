@@ -18,7 +18,7 @@ class CURL(PixelSAC):
     anchor), one more of obs (the positive key, encoded by the critic-target encoder) and one of
     next_obs (critic target). Acting uses the center crop (inside the policy). ``aux="curl"``
     (bilinear InfoNCE against the momentum key encoder) by default; any name of
-    ``curl_agents.aux.AUX_OBJECTIVES`` swaps it, with ``aux_kwargs`` (e.g. ``{"latent_dim": 128}``:
+    ``curl_agents.objectives.AUX_OBJECTIVES`` swaps it, with ``aux_kwargs`` (e.g. ``{"latent_dim": 128}``:
     CURL's ``curl_latent_dim``, which the official code silently ignores). All other defaults are
     :class:`PixelSAC`'s (the CURL paper's); render ``image_size + 16`` (CURL ``train.py``
     ``pre_transform_image_size`` 100 for ``image_size`` 84).

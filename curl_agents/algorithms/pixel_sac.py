@@ -45,7 +45,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -53,13 +53,15 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from torch.nn import functional as F
 
 from curl_agents.policies import CnnPolicy, CurlActor, CurlCritic, CurlSACPolicy
 from ssl_shared.augment.crop import center_crop
 from ssl_shared.momentum import polyak_update
 from ssl_shared.precision import PRECISIONS, autocast, resolve_precision
+
+SelfPixelSAC = TypeVar("SelfPixelSAC", bound="PixelSAC")
 
 
 @dataclass
@@ -113,7 +115,7 @@ class PixelSAC(OffPolicyAlgorithm):
         actor_update_freq: actor and alpha every 2 gradient steps.
         target_update_interval: EMA every 2 gradient steps.
         image_size: network input side, 84 (crop of a 100 render).
-        aux: auxiliary objective name (``curl_agents.aux.AUX_OBJECTIVES``), ``"none"`` here.
+        aux: auxiliary objective name (``curl_agents.objectives.AUX_OBJECTIVES``), ``"none"`` here.
         aux_kwargs: extra kwargs of the objective (e.g. ``{"latent_dim": 128}`` for ``curl``).
         aux_lr, aux_weight: the objective's Adam lr (CURL encoder lr 1e-3) and loss weight.
         precision: ``"fp32"`` (default, the papers' arithmetic), ``"bf16"`` (autocast of the encoder, actor
@@ -279,7 +281,7 @@ class PixelSAC(OffPolicyAlgorithm):
         self.aug_generator.set_state(torch.from_numpy(np.array(saved["state"], dtype=np.uint8)))
 
     def _make_aux_objective(self) -> torch.nn.Module | None:
-        from curl_agents.aux import make_aux_objective
+        from curl_agents.objectives import make_aux_objective
 
         return make_aux_objective(
             self.aux,
@@ -407,7 +409,7 @@ class PixelSAC(OffPolicyAlgorithm):
         return logs
 
     def _aux_batch(self, views: TrainViews, data: Any, obs_features: torch.Tensor | None = None) -> Any:
-        from curl_agents.aux.base import AuxBatch
+        from curl_agents.objectives.base import AuxBatch
 
         return AuxBatch(
             obs=views.obs[0],
@@ -420,6 +422,26 @@ class PixelSAC(OffPolicyAlgorithm):
         )
 
     # ------------------------------------------------------------------------------------------ train
+    def learn(
+        self: SelfPixelSAC,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str | None = None,
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfPixelSAC:
+        """SB3's ``learn``; ``tb_log_name=None`` names the TensorBoard run after the class (``"CURL"``,
+        ``"RAD"``, ``"DrQ"``, ``"SacAE"``, ``"PixelSAC"``), as SB3's algorithms default to their own name."""
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=type(self).__name__ if tb_log_name is None else tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
     def train(self, gradient_steps: int, batch_size: int = 512) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])  # SB3 lr schedule, if any

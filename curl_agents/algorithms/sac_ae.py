@@ -15,7 +15,7 @@ from stable_baselines3.common.type_aliases import Schedule
 
 from curl_agents.algorithms.pixel_sac import PixelSAC
 
-#: The reconstruction objective as SAC-AE configures it (``curl_agents.aux.reconstruction``).
+#: The reconstruction objective as SAC-AE configures it (``curl_agents.objectives.reconstruction``).
 SAC_AE_AUX_KWARGS: Mapping[str, Any] = {
     "latent_lambda": 1e-6,  # train.py --decoder_latent_lambda (L59)
     "decoder_weight_decay": 1e-7,  # train.py --decoder_weight_lambda (L60), the decoder Adam's weight_decay

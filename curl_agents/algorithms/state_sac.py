@@ -30,14 +30,16 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 from stable_baselines3 import SAC
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
+
+SelfStateSAC = TypeVar("SelfStateSAC", bound="StateSAC")
 
 
 class StateSAC(SAC):
@@ -91,6 +93,26 @@ class StateSAC(SAC):
         # SB3 applies the actor/critic schedule to every optimizer it is given; keep alpha's lr fixed.
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         super()._update_learning_rate([o for o in optimizers if o is not self.ent_coef_optimizer])
+
+    def learn(
+        self: SelfStateSAC,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str | None = None,
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfStateSAC:
+        """SAC's ``learn``; ``tb_log_name=None`` names the TensorBoard run after the class (``"StateSAC"``;
+        SB3's SAC uses ``"SAC"``)."""
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=type(self).__name__ if tb_log_name is None else tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         """SB3's SAC gradient step (same losses, same order), with the target cadence on ``_n_updates``."""

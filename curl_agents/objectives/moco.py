@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from curl_agents.aux.base import AuxBatch, AuxObjective
+from curl_agents.objectives.base import AuxBatch, AuxObjective
 from ssl_shared.heads import ProjectionHead
 from ssl_shared.losses import info_nce_loss
 from ssl_shared.queues import KeyQueue
@@ -66,7 +66,9 @@ class MocoObjective(AuxObjective):
     def compute_loss(self, batch: AuxBatch) -> tuple[torch.Tensor, dict[str, float]]:
         query, key = self.query_and_key(batch)
         negatives = self.queue.keys.clone()
-        loss = info_nce_loss(query, key, critic="cosine", temperature=self.temperature, negatives="queue", queue=negatives)
+        loss = info_nce_loss(
+            query, key, critic="cosine", temperature=self.temperature, negatives="queue", queue=negatives
+        )
         with torch.no_grad():
             positive = (query * key).sum(dim=1)
             hardest_negative = (query @ negatives.T).max(dim=1).values

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from curl_agents.aux.base import AuxBatch, AuxObjective
+from curl_agents.objectives.base import AuxBatch, AuxObjective
 
 
 class SslMethodObjective(AuxObjective):

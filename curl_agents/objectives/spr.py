@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from curl_agents.aux.base import AuxBatch
-from curl_agents.aux.byol import ByolObjective
+from curl_agents.objectives.base import AuxBatch
+from curl_agents.objectives.byol import ByolObjective
 from ssl_shared.losses import byol_loss
 
 
@@ -34,7 +34,7 @@ class SprObjective(ByolObjective):
         z_hat = T(f(obs), a_t),     p = q(g(z_hat)),     y = sg(g_bar(f_bar(next_obs)))
         L = mean_i (2 - 2 cos(p_i, y_i))          (= || p/|p| - y/|y| ||^2)
 
-    Built on :class:`~curl_agents.aux.byol.ByolObjective` (same projector, predictor, EMA head and
+    Built on :class:`~curl_agents.objectives.byol.ByolObjective` (same projector, predictor, EMA head and
     arguments) plus the transition model ``T``.
     ``f_bar`` is the critic-target encoder; ``g_bar`` an EMA copy of the projector ``g`` moved with
     ``head_tau`` in :meth:`after_target_update`. Differences from SPR (documented simplifications):

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from curl_agents.aux.base import AuxBatch, AuxObjective
-from curl_agents.aux.decoder import PixelDecoder
+from curl_agents.objectives.base import AuxBatch, AuxObjective
+from curl_agents.objectives.decoder import PixelDecoder
 
 
 class ReconstructionObjective(AuxObjective):

@@ -161,13 +161,17 @@ class AuxObjective(nn.Module):
                 if id(p) in seen:
                     raise ValueError(f"{type(self).__name__}: a parameter of shape {tuple(p.shape)} is in two groups")
                 seen.add(id(p))
-        missing = [tuple(p.shape) for p in self.head_parameters() + list(self.encoder.parameters()) if id(p) not in seen]
+        missing = [
+            tuple(p.shape) for p in self.head_parameters() + list(self.encoder.parameters()) if id(p) not in seen
+        ]
         if missing:
             raise ValueError(f"{type(self).__name__}: parameters of shapes {missing} are in no optimizer group")
         target_ids = {id(p) for p in self.target_encoder.parameters()}
         if seen & target_ids:
             raise ValueError(f"{type(self).__name__}: the target encoder must not be optimised")
-        self.optimizer = torch.optim.Adam(groups, lr=self.lr, betas=(0.9, 0.999), fused=True)  # same update, fused kernel
+        self.optimizer = torch.optim.Adam(
+            groups, lr=self.lr, betas=(0.9, 0.999), fused=True
+        )  # same update, fused kernel
 
     def exclude_encoder_from_optimizer(self) -> None:
         """Rebuild the optimizer over the heads only: the encoder is then stepped by the algorithm's critic

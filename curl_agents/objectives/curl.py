@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from curl_agents.aux.base import AuxBatch, AuxObjective, top1_accuracy
+from curl_agents.objectives.base import AuxBatch, AuxObjective, top1_accuracy
 from ssl_shared.heads import BilinearCritic
 
 

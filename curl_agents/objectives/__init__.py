@@ -1,6 +1,6 @@
 """Auxiliary (self-supervised) objectives for the pixel agents, chosen by name.
 
-Every objective follows the contract in :mod:`curl_agents.aux.base`: it receives an
+Every objective follows the contract in :mod:`curl_agents.objectives.base`: it receives an
 :class:`AuxBatch` (the same augmented views for every objective), borrows the online and
 critic-target encoders, owns its heads and one optimizer, and is stepped by ``update(batch)``.
 
@@ -23,7 +23,7 @@ The objectives run on the host algorithm's views: ``CURL(aux="reconstruction")``
 (random crops, CURL's encoder), not SAC-AE; SAC-AE itself (no augmentation, tanh encoder, its
 cadence) is the algorithm ``SacAE`` (``--algo sac_ae``).
 
-Adding an objective: write ``curl_agents/aux/<name>.py`` with a subclass of :class:`AuxObjective`
+Adding an objective: write ``curl_agents/objectives/<name>.py`` with a subclass of :class:`AuxObjective`
 (formula and citation in the docstring, knobs as keyword arguments with defaults, heads built in
 ``__init__`` followed by ``self._finish_init()``, and ``compute_loss``), then add one line to
 ``AUX_OBJECTIVES`` below.
@@ -36,18 +36,18 @@ from typing import Any
 
 from torch import nn
 
-from curl_agents.aux.atc import AtcObjective
-from curl_agents.aux.base import AuxBatch, AuxObjective
-from curl_agents.aux.byol import ByolObjective
-from curl_agents.aux.curl import CurlObjective
-from curl_agents.aux.forward_dynamics import ForwardDynamicsObjective
-from curl_agents.aux.inverse_dynamics import InverseDynamicsObjective
-from curl_agents.aux.moco import MocoObjective
-from curl_agents.aux.reconstruction import ReconstructionObjective
-from curl_agents.aux.rotation import RotationObjective
-from curl_agents.aux.simclr import SimClrObjective
-from curl_agents.aux.spr import SprObjective
-from curl_agents.aux.ssl_method import SslMethodObjective
+from curl_agents.objectives.atc import AtcObjective
+from curl_agents.objectives.base import AuxBatch, AuxObjective
+from curl_agents.objectives.byol import ByolObjective
+from curl_agents.objectives.curl import CurlObjective
+from curl_agents.objectives.forward_dynamics import ForwardDynamicsObjective
+from curl_agents.objectives.inverse_dynamics import InverseDynamicsObjective
+from curl_agents.objectives.moco import MocoObjective
+from curl_agents.objectives.reconstruction import ReconstructionObjective
+from curl_agents.objectives.rotation import RotationObjective
+from curl_agents.objectives.simclr import SimClrObjective
+from curl_agents.objectives.spr import SprObjective
+from curl_agents.objectives.ssl_method import SslMethodObjective
 
 #: name -> objective class; ``"none"`` means no auxiliary update (``make_aux_objective`` returns None).
 AUX_OBJECTIVES: dict[str, type[AuxObjective] | None] = {
