@@ -268,6 +268,11 @@ class PixelSAC(OffPolicyAlgorithm):
         if self.aux_objective is not None:
             self.aux_objective.forward_context = self._autocast
             if self.fused_encoder_step:
+                if getattr(self.aux_objective, "encoder_optimizer", None) is not None:
+                    raise ValueError(
+                        "fused_encoder_step takes one encoder step per gradient step; it cannot be "
+                        "combined with the objective's second encoder optimizer (official_double_step)"
+                    )
                 self.aux_objective.exclude_encoder_from_optimizer()
 
     def _restore_aug_generator(self, saved: dict[str, Any]) -> None:
@@ -318,19 +323,16 @@ class PixelSAC(OffPolicyAlgorithm):
 
     def critic_loss(self, views: list[torch.Tensor], action: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``0.5 * mean_m [MSE(Q_1(o_m, a), y) + MSE(Q_2(o_m, a), y)]`` (one forward over all views)."""
-        return self._critic_loss_and_features(views, action, target)[0]
-
-    def _critic_loss_and_features(
-        self, views: list[torch.Tensor], action: torch.Tensor, target: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The critic loss and the online encoder's features of the concatenated views (with their graph)."""
         m = len(views)
         obs = torch.cat(views) if m > 1 else views[0]
         with self._autocast():
-            features = self.critic.encoder(obs)
-            q1, q2 = self.critic.q_from_features(features, action.repeat(m, 1))
+            q1, q2 = self.critic(obs, action.repeat(m, 1))
+        return self._q_loss(q1, q2, target, m)
+
+    @staticmethod
+    def _q_loss(q1: torch.Tensor, q2: torch.Tensor, target: torch.Tensor, m: int) -> torch.Tensor:
         y = target.repeat(m, 1)
-        return 0.5 * (F.mse_loss(q1, y) + F.mse_loss(q2, y)), features
+        return 0.5 * (F.mse_loss(q1.float(), y) + F.mse_loss(q2.float(), y))
 
     def _check_finite(self, name: str, loss: torch.Tensor) -> float:
         value = float(loss.item())
@@ -378,7 +380,12 @@ class PixelSAC(OffPolicyAlgorithm):
     def _update_critic_and_aux_fused(self, views: TrainViews, data: Any) -> dict[str, float]:
         """``fused_encoder_step``: one encoder pass and one backward for the critic and auxiliary losses."""
         target = self.target_q(data.rewards, data.dones, views.next_obs)
-        critic_loss, features = self._critic_loss_and_features(views.obs, data.actions, target)
+        m = len(views.obs)
+        obs = torch.cat(views.obs) if m > 1 else views.obs[0]
+        with self._autocast():
+            features = self.critic.encoder(obs)
+            q1, q2 = self.critic.q_from_features(features, data.actions.repeat(m, 1))
+        critic_loss = self._q_loss(q1, q2, target, m)
         batch = self._aux_batch(views, data, obs_features=features[: data.rewards.shape[0]])
         aux_loss, aux_logs = self.aux_objective.loss(batch)
         critic_value = self._check_finite("critic_loss", critic_loss)
