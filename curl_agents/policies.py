@@ -112,7 +112,7 @@ class CurlActor(nn.Module):
         return [p for p in self.parameters() if id(p) not in conv_ids]
 
     def dist_params(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, log_std = self.trunk(features).chunk(2, dim=-1)
+        mu, log_std = self.trunk(features).float().chunk(2, dim=-1)  # fp32 under bf16 autocast too
         log_std = torch.tanh(log_std)
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (log_std + 1)
         return mu, log_std
@@ -149,7 +149,7 @@ class CurlCritic(nn.Module):
 
     def q_from_features(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([features, action], dim=-1)
-        return self.q1(x), self.q2(x)
+        return self.q1(x).float(), self.q2(x).float()  # fp32 Q values under bf16 autocast too
 
     def forward(
         self, obs: torch.Tensor, action: torch.Tensor, detach_encoder: bool = False

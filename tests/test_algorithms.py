@@ -11,6 +11,7 @@ import io
 import json
 import math
 import zipfile
+from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -819,3 +820,90 @@ def test_eval_csv_callback_writes_env_step_rows(tmp_path):
     rows = EvalCSV(tmp_path / "eval.csv").rows()
     assert [r["agent_step"] for r in rows] == [12, 24] and [r["env_step"] for r in rows] == [48, 96]
     assert all(r["episodes"] == 1 and np.isfinite(r["mean_return"]) for r in rows)
+
+
+# ----------------------------------------------------------------------------------- precision and fused step
+def _record_output_dtypes(module: torch.nn.Module, seen: list) -> torch.utils.hooks.RemovableHandle:
+    return module.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+
+
+def test_bf16_autocasts_convolutions_and_linears_but_keeps_fp32_weights_states_and_losses():
+    model = make_model(CURL, precision="bf16", learn=12)
+    assert model.resolved_precision == "bf16"
+    conv_dtypes: list = []
+    q_dtypes: list = []
+    handles = [
+        _record_output_dtypes(model.critic.encoder.convs[0], conv_dtypes),
+        _record_output_dtypes(model.critic.q1[0], q_dtypes),
+    ]
+    model.train(2, 8)
+    for h in handles:
+        h.remove()
+    assert conv_dtypes and set(conv_dtypes) == {torch.bfloat16}
+    assert q_dtypes and set(q_dtypes) == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in model.policy.parameters())
+    states = [s for opt in (model.critic.optimizer, model.aux_objective.optimizer) for s in opt.state.values()]
+    assert states and all(s["exp_avg"].dtype == torch.float32 for s in states)
+    data, views = batch_views(model)
+    target = model.target_q(data.rewards, data.dones, views.next_obs)
+    assert target.dtype == torch.float32
+    assert model.critic_loss(views.obs, data.actions, target).dtype == torch.float32
+
+
+def test_bf16_critic_loss_is_close_to_fp32_on_the_same_batch():
+    model = make_model(CURL, learn=12)
+    data, views = batch_views(model)
+    torch.manual_seed(3)
+    target = model.target_q(data.rewards, data.dones, views.next_obs)
+    fp32 = model.critic_loss(views.obs, data.actions, target).item()
+    model.resolved_precision = "bf16"
+    bf16 = model.critic_loss(views.obs, data.actions, target).item()
+    assert bf16 == pytest.approx(fp32, rel=0.03)
+
+
+def test_auto_precision_follows_the_machine_and_is_re_resolved_on_load(tmp_path):
+    from ssl_shared.precision import resolve_precision
+
+    model = make_model(PixelSAC, precision="auto")
+    assert model.resolved_precision == resolve_precision("auto", "cpu")
+    model.save(tmp_path / "m.zip")
+    loaded = PixelSAC.load(tmp_path / "m.zip", env=FakePixelEnv(size=24))
+    assert loaded.precision == "auto" and loaded.resolved_precision == resolve_precision("auto", "cpu")
+    with pytest.raises(ValueError, match="precision"):
+        make_model(PixelSAC, precision="fp16")
+
+
+def test_fused_step_encodes_the_anchor_once_per_gradient_step():
+    counts = {}
+    for fused in (False, True):
+        model = make_model(CURL, fused_encoder_step=fused, learn=12)
+        calls: list = []
+        handle = model.critic.encoder.register_forward_hook(lambda _m, _i, _o, calls=calls: calls.append(1))
+        model.train(4, 8)
+        handle.remove()
+        counts[fused] = len(calls)
+    assert counts == {False: 8, True: 4}  # critic + CURL anchor each step, or one shared pass
+
+
+def test_fused_step_is_one_adam_step_on_the_summed_critic_and_aux_gradient():
+    """First Adam step (bias-corrected m = g, v = g^2): delta = -lr * g / (|g| + eps), g = d(L_Q + w L_aux)."""
+    model = make_model(CURL, fused_encoder_step=True, aux_weight=0.5, learn=9)  # learning_starts 10: no step yet
+    assert model._n_updates == 0
+    encoder_ids = {id(p) for p in model.critic.encoder.parameters()}
+    assert not any(id(p) in encoder_ids for g in model.aux_objective.optimizer.param_groups for p in g["params"])
+    data, views = batch_views(model)
+    model.replay_buffer.sample = lambda *a, **k: data
+    model.make_views = lambda *a: views
+    params = list(model.critic.encoder.parameters())
+    before = [p.detach().clone() for p in params]
+    torch.manual_seed(7)
+    target = model.target_q(data.rewards, data.dones, views.next_obs)
+    critic_loss = model.critic_loss(views.obs, data.actions, target)
+    aux_loss, _ = model.aux_objective.loss(model._aux_batch(views, data))
+    grads = torch.autograd.grad(critic_loss + 0.5 * aux_loss, params)
+    torch.manual_seed(7)
+    model._gradient_step(8, defaultdict(list), update_actor=False, update_target=False)
+    lr = model.critic.optimizer.param_groups[0]["lr"]
+    for p, p0, g in zip(params, before, grads):
+        expected = p0 - lr * g / (g.abs() + 1e-8)
+        torch.testing.assert_close(p.detach(), expected, rtol=1e-4, atol=1e-6)

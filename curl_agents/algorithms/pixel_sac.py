@@ -60,6 +60,7 @@ from curl_agents.policies import CnnPolicy, CurlActor, CurlCritic, CurlSACPolicy
 from ssl_shared.augment.crop import center_crop
 from ssl_shared.errors import NonFiniteLossError
 from ssl_shared.momentum import polyak_update
+from ssl_shared.precision import PRECISIONS, autocast, resolve_precision
 
 SelfPixelSAC = TypeVar("SelfPixelSAC", bound="PixelSAC")
 
@@ -118,6 +119,17 @@ class PixelSAC(OffPolicyAlgorithm):
         aux: auxiliary objective name (``curl_agents.objectives.AUX_OBJECTIVES``), ``"none"`` here.
         aux_kwargs: extra kwargs of the objective (e.g. ``{"latent_dim": 128}`` for ``curl``).
         aux_lr, aux_weight: the objective's Adam lr (CURL encoder lr 1e-3) and loss weight.
+        precision: ``"fp32"`` (default, the papers' arithmetic), ``"bf16"`` (autocast of the encoder, actor
+            and critic forward passes to bfloat16; fp32 weights, optimizer states and losses) or ``"auto"``
+            (bf16 where the device has bf16 matrix units: AMX / AVX-512-BF16 CPUs, bf16 CUDA GPUs; see
+            :mod:`ssl_shared.precision`). ``resolved_precision`` holds what runs. Acting stays fp32.
+        fused_encoder_step: ``False`` (default, the paper's order): the critic loss and the auxiliary loss
+            each run the encoder forward and backward on the anchor view and each take an optimizer step.
+            ``True``: one encoder forward on the anchor view feeds both losses, and one backward of
+            ``critic_loss + aux_weight * aux_loss`` is followed by one step of the critic optimizer
+            (encoder and Q heads) and one of the objective's head-only optimizer. It saves one encoder
+            forward and backward per gradient step; the auxiliary loss then sees the encoder before the
+            critic step (and the key encoder before that step's EMA), not after it. Needs an objective.
         replay_buffer_class / replay_buffer_kwargs: default
             :class:`curl_agents.replay.FrameReplayBuffer` (each frame stored once, sampled on the device).
         policy_kwargs: forwarded to the policy (``feature_dim``, ``hidden_dim``, ...); entries missing
@@ -170,6 +182,8 @@ class PixelSAC(OffPolicyAlgorithm):
         aux_kwargs: dict[str, Any] | None = None,
         aux_lr: float = 1e-3,
         aux_weight: float = 1.0,
+        precision: str = "fp32",
+        fused_encoder_step: bool = False,
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
@@ -187,6 +201,8 @@ class PixelSAC(OffPolicyAlgorithm):
         for name, value in (("tau", tau), ("encoder_tau", encoder_tau)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         policy_kwargs = {**self.policy_defaults, **(policy_kwargs or {})}
         if policy_kwargs.setdefault("image_size", image_size) != image_size:
             raise ValueError(f"policy_kwargs image_size {policy_kwargs['image_size']} != image_size {image_size}")
@@ -228,6 +244,8 @@ class PixelSAC(OffPolicyAlgorithm):
         self.aux_lr = aux_lr
         self.aux_weight = aux_weight
         self.aux_objective: torch.nn.Module | None = None
+        self.precision = precision
+        self.fused_encoder_step = bool(fused_encoder_step)
         if _init_setup_model:
             self._setup_model()
 
@@ -250,6 +268,16 @@ class PixelSAC(OffPolicyAlgorithm):
         if saved is not None:
             self._restore_aug_generator(saved)
         self.aux_objective = self._make_aux_objective()
+        self.resolved_precision = resolve_precision(self.precision, self.device)
+        if self.aux_objective is not None:
+            self.aux_objective.forward_context = self._autocast
+            if self.fused_encoder_step:
+                if getattr(self.aux_objective, "encoder_optimizer", None) is not None:
+                    raise ValueError(
+                        "fused_encoder_step takes one encoder step per gradient step; it cannot be "
+                        "combined with the objective's second encoder optimizer (official_double_step)"
+                    )
+                self.aux_objective.exclude_encoder_from_optimizer()
 
     def _restore_aug_generator(self, saved: dict[str, Any]) -> None:
         if saved["device_type"] != self.aug_generator.device.type:
@@ -287,11 +315,12 @@ class PixelSAC(OffPolicyAlgorithm):
     # ------------------------------------------------------------------------------------------ losses
     def target_q(self, reward: torch.Tensor, done: torch.Tensor, next_views: list[torch.Tensor]) -> torch.Tensor:
         """``r + gamma (1 - done) mean_k [min_i Q_targ_i(o'_k, a'_k) - alpha log pi(a'_k|o'_k)]``, no grad."""
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             k, batch = len(next_views), reward.shape[0]
             next_obs = torch.cat(next_views) if k > 1 else next_views[0]
             next_action, next_log_prob = self.actor.action_log_prob(next_obs)
             q1, q2 = self.critic_target(next_obs, next_action)
+        with torch.no_grad():
             soft_value = torch.min(q1, q2) - self.alpha * next_log_prob
             soft_value = soft_value.view(k, batch, 1).mean(0)
             return reward + (1.0 - done) * self.gamma * soft_value
@@ -300,9 +329,14 @@ class PixelSAC(OffPolicyAlgorithm):
         """``0.5 * mean_m [MSE(Q_1(o_m, a), y) + MSE(Q_2(o_m, a), y)]`` (one forward over all views)."""
         m = len(views)
         obs = torch.cat(views) if m > 1 else views[0]
-        q1, q2 = self.critic(obs, action.repeat(m, 1))
+        with self._autocast():
+            q1, q2 = self.critic(obs, action.repeat(m, 1))
+        return self._q_loss(q1, q2, target, m)
+
+    @staticmethod
+    def _q_loss(q1: torch.Tensor, q2: torch.Tensor, target: torch.Tensor, m: int) -> torch.Tensor:
         y = target.repeat(m, 1)
-        return 0.5 * (F.mse_loss(q1, y) + F.mse_loss(q2, y))
+        return 0.5 * (F.mse_loss(q1.float(), y) + F.mse_loss(q2.float(), y))
 
     def _check_finite(self, name: str, loss: torch.Tensor) -> float:
         value = float(loss.item())
@@ -323,11 +357,12 @@ class PixelSAC(OffPolicyAlgorithm):
         return value
 
     def _update_actor_and_alpha(self, obs: torch.Tensor) -> dict[str, float]:
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             conv = self.critic.encoder.conv_features(obs)  # shared by actor and critic heads (detached)
             critic_features = self.critic.encoder.head(conv)
-        action, log_prob = self.actor.sample_from_features(self.actor.encoder.head(conv))
-        q1, q2 = self.critic.q_from_features(critic_features, action)
+        with self._autocast():
+            action, log_prob = self.actor.sample_from_features(self.actor.encoder.head(conv))
+            q1, q2 = self.critic.q_from_features(critic_features, action)
         actor_loss = (self.alpha.detach() * log_prob - torch.min(q1, q2)).mean()
         actor_value = self._check_finite("actor_loss", actor_loss)
         self.actor.optimizer.zero_grad(set_to_none=True)
@@ -342,6 +377,30 @@ class PixelSAC(OffPolicyAlgorithm):
         self.alpha_optimizer.step()
         return {"actor_loss": actor_value, "ent_coef_loss": alpha_value, "entropy": -float(log_prob.detach().mean())}
 
+    def _autocast(self):
+        """The forward-pass precision context (bf16 autocast or nothing); backward passes run outside it."""
+        return autocast(self.resolved_precision, self.device)
+
+    def _update_critic_and_aux_fused(self, views: TrainViews, data: Any) -> dict[str, float]:
+        """``fused_encoder_step``: one encoder pass and one backward for the critic and auxiliary losses."""
+        target = self.target_q(data.rewards, data.dones, views.next_obs)
+        m = len(views.obs)
+        obs = torch.cat(views.obs) if m > 1 else views.obs[0]
+        with self._autocast():
+            features = self.critic.encoder(obs)
+            q1, q2 = self.critic.q_from_features(features, data.actions.repeat(m, 1))
+        critic_loss = self._q_loss(q1, q2, target, m)
+        batch = self._aux_batch(views, data, obs_features=features[: data.rewards.shape[0]])
+        aux_loss, aux_logs = self.aux_objective.loss(batch)
+        critic_value = self._check_finite("critic_loss", critic_loss)
+        self._check_finite(f"aux/{self.aux} loss", aux_loss)
+        self.critic.optimizer.zero_grad(set_to_none=True)
+        self.aux_objective.optimizer.zero_grad(set_to_none=True)
+        (critic_loss + self.aux_objective.weight * aux_loss).backward()
+        self.critic.optimizer.step()
+        self.aux_objective.step_after_backward()
+        return {"critic_loss": critic_value, **{f"aux_{k}": v for k, v in aux_logs.items()}}
+
     def _update_targets(self) -> None:
         polyak_update(self.critic.q1, self.critic_target.q1, self.tau)
         polyak_update(self.critic.q2, self.critic_target.q2, self.tau)
@@ -350,16 +409,7 @@ class PixelSAC(OffPolicyAlgorithm):
             self.aux_objective.after_target_update()
 
     def _update_aux(self, views: TrainViews, data: Any) -> dict[str, float]:
-        from curl_agents.objectives.base import AuxBatch
-
-        batch = AuxBatch(
-            obs=views.obs[0],
-            obs_pos=views.obs_pos,
-            next_obs=views.next_obs[0],
-            action=data.actions,
-            reward=data.rewards,
-            done=data.dones,
-        )
+        batch = self._aux_batch(views, data)
         try:
             logs = self.aux_objective.update(batch)
         except FloatingPointError as err:  # raised before the objective's optimizer step
@@ -367,6 +417,19 @@ class PixelSAC(OffPolicyAlgorithm):
                 f"aux/{self.aux} loss", math.nan, self._n_updates, where=f"{self._step_description()}: {err}"
             ) from err
         return logs
+
+    def _aux_batch(self, views: TrainViews, data: Any, obs_features: torch.Tensor | None = None) -> Any:
+        from curl_agents.objectives.base import AuxBatch
+
+        return AuxBatch(
+            obs=views.obs[0],
+            obs_pos=views.obs_pos,
+            next_obs=views.next_obs[0],
+            action=data.actions,
+            reward=data.rewards,
+            done=data.dones,
+            obs_features=obs_features,
+        )
 
     # ------------------------------------------------------------------------------------------ train
     def learn(
@@ -413,13 +476,18 @@ class PixelSAC(OffPolicyAlgorithm):
         """One gradient step (critic; actor and temperature; target EMA; aux), appending to ``logs``."""
         data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
         views = self.make_views(data.observations, data.next_observations)
-        logs["critic_loss"].append(self._update_critic(views, data))
+        fused = self.fused_encoder_step and self.aux_objective is not None
+        if fused:
+            for key, value in self._update_critic_and_aux_fused(views, data).items():
+                logs[key].append(value)
+        else:
+            logs["critic_loss"].append(self._update_critic(views, data))
         if update_actor:
             for key, value in self._update_actor_and_alpha(views.obs[0]).items():
                 logs[key].append(value)
         if update_target:
             self._update_targets()
-        if self.aux_objective is not None:
+        if self.aux_objective is not None and not fused:
             for key, value in self._update_aux(views, data).items():
                 logs[key.replace("/", "_")].append(value)
         self._n_updates += 1

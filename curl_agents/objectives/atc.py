@@ -56,7 +56,7 @@ class AtcObjective(AuxObjective):
         self._finish_init()
 
     def compute_loss(self, batch: AuxBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        anchor = self.anchor(self.encoder(batch.obs))
+        anchor = self.anchor(self.online_features(batch))
         with torch.no_grad():
             positive = self.target_encoder(batch.next_obs)
         logits = self.critic(anchor, positive)

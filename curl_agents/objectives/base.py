@@ -10,6 +10,8 @@ CURL's ``official_double_step``, which copies the official code's second encoder
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -30,6 +32,9 @@ class AuxBatch:
         action: ``(B, A)`` in ``[-1, 1]``.
         reward: ``(B, 1)``.
         done: ``(B, 1)``, 1.0 only for true termination (never for time-limit truncation).
+        obs_features: optional ``(B, feature_dim)`` online-encoder output for ``obs`` that the algorithm
+            already computed (with its graph), so the objective reuses it instead of encoding ``obs``
+            again (the algorithms' ``fused_encoder_step``); ``None``: the objective encodes ``obs``.
     """
 
     obs: torch.Tensor
@@ -38,6 +43,7 @@ class AuxBatch:
     action: torch.Tensor
     reward: torch.Tensor
     done: torch.Tensor
+    obs_features: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         batch = self.obs.shape[0] if self.obs.ndim == 4 else None
@@ -112,6 +118,8 @@ class AuxObjective(nn.Module):
         self.lr = float(lr)
         self.weight = float(weight)
         self.optimizer: torch.optim.Optimizer | None = None
+        self.trains_encoder = True
+        self.forward_context: Callable[[], AbstractContextManager] = nullcontext
 
     # ------------------------------------------------------------------ borrowed encoders
     @property
@@ -129,6 +137,10 @@ class AuxObjective(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.encoder.parameters()).device
+
+    def online_features(self, batch: AuxBatch) -> torch.Tensor:
+        """``encoder(batch.obs)``, or the features the algorithm already computed for it."""
+        return batch.obs_features if batch.obs_features is not None else self.encoder(batch.obs)
 
     # ------------------------------------------------------------------ optimizer
     def head_parameters(self) -> list[nn.Parameter]:
@@ -161,6 +173,18 @@ class AuxObjective(nn.Module):
             groups, lr=self.lr, betas=(0.9, 0.999), fused=True
         )  # same update, fused kernel
 
+    def exclude_encoder_from_optimizer(self) -> None:
+        """Rebuild the optimizer over the heads only: the encoder is then stepped by the algorithm's critic
+        optimizer on the summed losses (``fused_encoder_step``). Call before the first step."""
+        encoder_ids = {id(p) for p in self.encoder.parameters()}
+        groups = []
+        for group in self.param_groups():
+            params = [p for p in group["params"] if id(p) not in encoder_ids]
+            if params:
+                groups.append({**group, "params": params})
+        self.optimizer = torch.optim.Adam(groups, lr=self.lr, betas=(0.9, 0.999), fused=True)
+        self.trains_encoder = False
+
     @staticmethod
     def _frozen_copy(module: nn.Module) -> nn.Module:
         """An EMA target copy of a head: same weights, no gradients."""
@@ -185,22 +209,32 @@ class AuxObjective(nn.Module):
         """The unweighted scalar loss and log values (keys without prefix)."""
         raise NotImplementedError
 
+    def loss(self, batch: AuxBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        """The unweighted loss (forward passes under ``forward_context``, e.g. bf16 autocast) and its logs."""
+        if self.optimizer is None:
+            raise RuntimeError(f"{type(self).__name__}.__init__ must call self._finish_init()")
+        self.train()
+        with self.forward_context():
+            loss, logs = self.compute_loss(batch)
+        return loss.float(), logs
+
     def update(self, batch: AuxBatch) -> dict[str, float]:
         """One optimizer step on ``weight * loss``; returns the logs prefixed ``"aux/"``.
 
         Raises ``FloatingPointError`` (before any parameter changes) when the loss is NaN or inf.
         """
-        if self.optimizer is None:
-            raise RuntimeError(f"{type(self).__name__}.__init__ must call self._finish_init()")
-        self.train()
-        loss, logs = self.compute_loss(batch)
+        loss, logs = self.loss(batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"auxiliary objective {self.name!r} produced a non-finite loss {loss.item()}")
         self.optimizer.zero_grad(set_to_none=True)
         (self.weight * loss).backward()
+        self.step_after_backward()
+        return {f"aux/{key}": value for key, value in logs.items()}
+
+    def step_after_backward(self) -> None:
+        """The optimizer step (and :meth:`_after_step`) once the loss's gradients are in place."""
         self.optimizer.step()
         self._after_step()
-        return {f"aux/{key}": value for key, value in logs.items()}
 
     def _after_step(self) -> None:
         """Hook run after the optimizer step (MoCo enqueues its keys here)."""

@@ -52,7 +52,7 @@ class ByolObjective(AuxObjective):
         self.predictor = PredictionHead(projection_dim, hidden_dim, projection_dim)
 
     def compute_loss(self, batch: AuxBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        p1 = self.predictor(self.projector(self.encoder(batch.obs)))
+        p1 = self.predictor(self.projector(self.online_features(batch)))
         p2 = self.predictor(self.projector(self.encoder(batch.obs_pos)))
         with torch.no_grad():
             t1 = self.target_projector(self.target_encoder(batch.obs_pos))

@@ -68,7 +68,7 @@ class CurlObjective(AuxObjective):
 
     def logits(self, batch: AuxBatch) -> torch.Tensor:
         """The ``(B, B)`` row-max-shifted logits; the diagonal holds the positive pairs."""
-        anchor = self.projector(self.encoder(batch.obs))
+        anchor = self.projector(self.online_features(batch))
         with torch.no_grad():
             key = self.target_projector(self.target_encoder(batch.obs_pos))
         logits = self.critic(anchor, key)

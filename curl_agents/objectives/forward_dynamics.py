@@ -61,7 +61,7 @@ class ForwardDynamicsObjective(AuxObjective):
         return out[:, :-1], out[:, -1:]
 
     def compute_loss(self, batch: AuxBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        z_hat, r_hat = self.predict(self.encoder(batch.obs), batch.action)
+        z_hat, r_hat = self.predict(self.online_features(batch), batch.action)
         with torch.no_grad():
             z_next = self.target_encoder(batch.next_obs)
         latent_mse = F.mse_loss(z_hat, z_next)

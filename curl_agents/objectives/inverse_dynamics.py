@@ -44,7 +44,7 @@ class InverseDynamicsObjective(AuxObjective):
         self._finish_init()
 
     def compute_loss(self, batch: AuxBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        z = self.encoder(batch.obs)
+        z = self.online_features(batch)
         z_next = self.encoder(batch.next_obs)
         predicted = self.head(torch.cat([z, z_next], dim=1))
         loss = F.mse_loss(predicted, batch.action)

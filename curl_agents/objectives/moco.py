@@ -58,7 +58,7 @@ class MocoObjective(AuxObjective):
 
     def query_and_key(self, batch: AuxBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Unit-norm queries (with gradient) and keys (without)."""
-        query = F.normalize(self.projector(self.encoder(batch.obs)), dim=1)
+        query = F.normalize(self.projector(self.online_features(batch)), dim=1)
         with torch.no_grad():
             key = F.normalize(self.target_projector(self.target_encoder(batch.obs_pos)), dim=1)
         return query, key

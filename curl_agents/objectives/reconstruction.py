@@ -79,7 +79,7 @@ class ReconstructionObjective(AuxObjective):
         return quantised + torch.rand_like(quantised) / bins - 0.5
 
     def compute_loss(self, batch: AuxBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        z = self.encoder(batch.obs)
+        z = self.online_features(batch)
         target = self.reconstruction_target(batch.obs)
         reconstruction = F.mse_loss(self.decoder(z), target)
         latent = 0.5 * z.pow(2).sum(dim=1).mean()

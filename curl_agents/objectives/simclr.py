@@ -48,7 +48,7 @@ class SimClrObjective(AuxObjective):
         self._finish_init()
 
     def compute_loss(self, batch: AuxBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        z1 = self.projector(self.encoder(batch.obs))
+        z1 = self.projector(self.online_features(batch))
         z2 = self.projector(self.encoder(batch.obs_pos))
         loss = nt_xent_loss(z1, z2, temperature=self.temperature)
         return loss, {"loss": loss.item(), "accuracy": _view_accuracy(z1.detach(), z2.detach())}

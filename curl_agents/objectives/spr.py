@@ -53,7 +53,7 @@ class SprObjective(ByolObjective):
         super()._build_heads(hidden_dim, projection_dim, head_tau)
 
     def compute_loss(self, batch: AuxBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        predicted = self.predictor(self.projector(self.transition(self.encoder(batch.obs), batch.action)))
+        predicted = self.predictor(self.projector(self.transition(self.online_features(batch), batch.action)))
         with torch.no_grad():
             target = self.target_projector(self.target_encoder(batch.next_obs))
         loss = byol_loss(predicted, target)
