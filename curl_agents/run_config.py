@@ -66,6 +66,9 @@ class RunConfig:
     seed: int = 1  # seeds weights, exploration, augmentation and the training episodes
     device: str = "auto"  # auto | cpu | cuda | cuda:N (auto: the first GPU, else the CPU)
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where device and algorithm support it
+    fused_encoder_step: bool = (
+        False  # one encoder pass and one backward for critic + auxiliary loss (not the paper's order)
+    )
     action_repeat: int | None = None  # env steps per agent step; unset: the task's PlaNet value, else 1
     lr: float | None = None  # learning rate; unset: the algorithm's rate for the task (CURL cheetah 2e-4)
     batch_size: int | None = None  # transitions per gradient step; unset: the algorithm's (CURL 512)
@@ -359,6 +362,16 @@ def _check_aux(cfg: RunConfig) -> None:
         raise UserError(f"--aux-kwargs: unknown keys {unknown} for --aux {cfg.aux}; allowed: {allowed_keys}")
     if cfg.aux == "ssl_method":
         _check_ssl_method(cfg.aux_kwargs)
+    if cfg.fused_encoder_step and cfg.aux == "none":
+        raise UserError(
+            f"--fused-encoder-step: --algo {cfg.algo} with --aux none has no auxiliary loss to fuse; "
+            "allowed: an algorithm with an objective (e.g. --algo curl)"
+        )
+    if cfg.fused_encoder_step and cfg.aux_kwargs.get("official_double_step"):
+        raise UserError(
+            "--fused-encoder-step: cannot be combined with --aux-kwargs official_double_step "
+            "(one encoder step per gradient step vs two)"
+        )
 
 
 def _check_ssl_method(options: dict[str, Any]) -> None:
@@ -445,6 +458,8 @@ def model_kwargs(cfg: RunConfig) -> dict[str, Any]:
     )
     if "precision" in constructor_parameters(cls) and cfg.precision != "auto":
         kwargs["precision"] = cfg.precision
+    if cfg.fused_encoder_step:
+        kwargs["fused_encoder_step"] = True
     if not is_pixel(cfg):
         return dict(kwargs, policy_kwargs={"net_arch": [cfg.hidden_dim, cfg.hidden_dim]})
     policy_kwargs = dict(

@@ -388,7 +388,10 @@ BAD_INPUTS = [
     _case("rad with aux", ["--algo", "rad", "--aux", "byol"], "--aux byol", "rad", "none"),
     _case("state_sac with aux", ["--algo", "state_sac", "--aux", "curl"], "--aux curl", "state_sac", "none"),
     _case("bad device", ["--device", "gpu"], "--device", "'gpu'", "cpu"),
-    _case("bf16 without support", ["--precision", "bf16"], "--precision bf16", "fp32"),
+    _case("bf16 without support", ["--algo", "state_sac", "--aux", "none", "--precision", "bf16"], "--precision bf16", "fp32"),
+    _case("fused without objective", ["--algo", "rad", "--aux", "none", "--fused-encoder-step"], "--fused-encoder-step", "--aux none"),
+    _case("fused with double step", ["--fused-encoder-step", "--aux-kwargs", '{"official_double_step": true}'],
+          "--fused-encoder-step", "official_double_step"),
     _case("unknown flag", ["--stepz", "3"], "--stepz"),
     _case("out is a file", ["--out", "{root}/a_file"], "--out", "a_file", "folder"),
     _case("out under a file", ["--out", "{root}/a_file/run"], "--out", "a_file/run", "not writable"),
@@ -518,22 +521,12 @@ def test_every_config_field_is_a_flag_with_help():
 
 
 def test_precision_reaches_only_algorithms_that_take_it():
-    from curl_agents.algorithms import ALGORITHMS
     from curl_agents.run_config import model_kwargs
 
-    class WithPrecision(CURL):
-        def __init__(self, *args, precision: str = "fp32", **kwargs):
-            self.precision = precision
-            super().__init__(*args, **kwargs)
-
-    cfg = _config("--precision", "fp32").config
-    assert "precision" not in model_kwargs(cfg)
-    ALGORITHMS["with_precision"] = WithPrecision
-    try:
-        cfg = _config("--algo", "with_precision", "--precision", "fp32").config
-        assert model_kwargs(cfg)["precision"] == "fp32"
-    finally:
-        del ALGORITHMS["with_precision"]
+    assert model_kwargs(_config("--precision", "fp32").config)["precision"] == "fp32"  # PixelSAC takes it
+    state = _config("--algo", "state_sac", "--aux", "none", "--precision", "fp32").config
+    assert "precision" not in model_kwargs(state)  # SB3's SAC has no bf16 path
+    assert model_kwargs(_config("--fused-encoder-step").config)["fused_encoder_step"] is True
 
 
 def test_learning_curve_labels_env_steps_in_thousands(tmp_path):
