@@ -114,6 +114,16 @@ def official_train_args(batch_size: int, seed: int, capacity: int) -> list[str]:
     ]
 
 
+#: Extra workers of our code with other settings than the command line's defaults (``--ours-variants``).
+OURS_VARIANTS: dict[str, dict[str, Any]] = {
+    "fp32": {"precision": "fp32"},
+    "bf16": {"precision": "bf16"},
+    "fused": {"fused_encoder_step": True},
+    "fp32_fused": {"precision": "fp32", "fused_encoder_step": True},
+    "bf16_fused": {"precision": "bf16", "fused_encoder_step": True},
+}
+
+
 # ----------------------------------------------------------------------------------- workers
 def _sync_for(device: Any) -> Callable[[], None] | None:
     import torch
@@ -136,7 +146,8 @@ def ours_worker(args: argparse.Namespace) -> None:
     import torch
 
     import curl_agents  # noqa: F401  (the torch side before dm_control)
-    from curl_agents.train import RunConfig, build_model, make_train_vec_env
+    from curl_agents.run_config import RunConfig, resolve, resolve_runtime
+    from curl_agents.train import build_model, make_train_vec_env
     from ssl_shared.host_memory import reuse_freed_host_memory
 
     reuse_freed_host_memory()  # as curl_agents.train.main
@@ -147,8 +158,10 @@ def ours_worker(args: argparse.Namespace) -> None:
         device=args.device,
         buffer_size=args.capacity,
         batch_size=args.batch_sizes[0],
-        torch_threads=args.threads,
+        threads=args.threads,
+        **OURS_VARIANTS.get(args.variant or "", {}),
     )
+    cfg = resolve_runtime(resolve(cfg)).config
     model = build_model(cfg, make_train_vec_env(cfg))
     sync = _sync_for(model.device)
     model.learning_starts = 10**12  # random actions until a request says otherwise
@@ -176,7 +189,12 @@ def ours_worker(args: argparse.Namespace) -> None:
     serve(
         {"collect": collect, "updates": updates, "replay": replay},
         stream,
-        {"device": str(model.device), "torch_threads": torch.get_num_threads()},
+        {
+            "device": str(model.device),
+            "torch_threads": torch.get_num_threads(),
+            "precision": model.resolved_precision,
+            "fused_encoder_step": model.fused_encoder_step,
+        },
     )
 
 
@@ -348,6 +366,8 @@ def worker_argv(config: Config, args: argparse.Namespace, device: str) -> list[s
     ]
     if config.impl == "official":
         argv += ["--official-dir", str(args.official_dir)]
+    if config.name.startswith(f"{OURS}-"):
+        argv += ["--variant", config.name[len(OURS) + 1 :]]
     return argv
 
 
@@ -363,6 +383,7 @@ def run(args: argparse.Namespace, argv: Sequence[str], start_workers: Callable =
         else ("cpu" if args.device == "auto" else args.device)
     )
     configs = configurations(args.official_dir is not None)
+    configs[1:1] = [Config(f"{OURS}-{v}", "ours", configs[0].allocator) for v in args.ours_variants]
     start, load_before = time.time(), load_average()
     with tempfile.TemporaryDirectory(prefix="curl_throughput_") as tmp:
         argvs = {c.name: worker_argv(c, args, device) for c in configs}
@@ -529,7 +550,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="result path without suffix (default benchmarks/results/curl_throughput_<device>_<threads>threads)",
     )
+    p.add_argument(
+        "--ours-variants",
+        nargs="*",
+        default=[],
+        choices=sorted(OURS_VARIANTS),
+        help="extra workers of our code with these settings, timed in the same rounds (the 'ours' worker runs "
+        "the command line's defaults, e.g. precision auto)",
+    )
     p.add_argument("--worker", choices=("ours", "official"), help=argparse.SUPPRESS)
+    p.add_argument("--variant", choices=sorted(OURS_VARIANTS), help=argparse.SUPPRESS)
     return p
 
 

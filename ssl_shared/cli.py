@@ -104,7 +104,7 @@ def boolean(text: str) -> bool:
 # ----------------------------------------------------------------------------------------- dataclass options
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def field_help(cls: type) -> dict[str, str]:
     """Help text per field: ``metadata["help"]``, else the field's trailing ``# comment`` in the class source."""
     comments: dict[str, str] = {}
