@@ -7,7 +7,8 @@ action (cartpole), it reports
     steps, i.e. cartpole's 1000 env steps at action repeat 8; random frame contents),
   * the median time to sample a batch on the CPU (informative only; see benchmarks/curl_throughput.py),
 and the official CURL buffer's arithmetic: obs and next_obs stacks stored separately,
-2 * 90,000 + 4 |A| + 4 + 4 = 180,012 B per transition (reference notes §4).
+2 * 90,000 + 4 |A| + 4 + 4 = 180,012 B per transition (the official code, MishaLaskin/curl ``utils.py`` ``ReplayBuffer``: two uint8 arrays of
+(capacity, 9, 100, 100), plus float32 actions, rewards and not-dones).
 
 Run:  OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/replay_memory.py
 Writes benchmarks/results/replay_memory.{json,md}.
@@ -197,7 +198,7 @@ def markdown(result: dict) -> str:
         "",
         "`frame` = curl_agents.replay.FrameReplayBuffer (each frame stored once, 5% spare frames for episode",
         "starts); `sb3` = stable_baselines3 ReplayBuffer (obs and next_obs stacks, handle_timeout_termination).",
-        "The official CURL figure is arithmetic (reference notes §4: 180,012 B; 180,639 B RSS measured there).",
+        "The official CURL figure is arithmetic (two 9x100x100 uint8 stacks, the action, reward and not-done of MishaLaskin/curl ``utils.py``: 180,012 B).",
         "RSS counts pages touched: both buffers commit memory as they fill. Sampling times come from a shared,",
         "loaded 2-core machine and are indicative only.",
     ]

@@ -12,7 +12,8 @@ Step convention (the one the CURL paper and its tables use):
     1000 environment steps. "100K steps" = 100,000 environment steps = 12,500 agent steps for
     cartpole-swingup (action repeat 8), 25,000 at action repeat 4, 50,000 at action repeat 2.
     ``agent_steps`` and ``env_steps`` below convert. The official CURL code logs agent steps, which is
-    a common source of confusion (reference notes §3).
+    a common source of confusion (MishaLaskin/curl issue #3: "100k env steps = 25k agent steps with action
+    repeat of 4").
 
 Time limit: ``episode_length`` environment steps, i.e. ``episode_length // action_repeat`` agent steps
 (``episode_length`` must be a multiple of ``action_repeat``). Reaching it returns ``truncated=True,

@@ -1,6 +1,6 @@
-"""The official CURL code (MishaLaskin/curl) under issue 3's CPU protocol: a reference for its batch-32 target.
+"""The official CURL code (MishaLaskin/curl) under the batch-32 CPU protocol of this suite's CURL runs: a reference for its target.
 
-Issue 3 §6 asks pixel CURL on cartpole-swingup, 100K env steps, batch 32, to reach a final return of 250;
+The batch-32 CPU protocol asks pixel CURL on cartpole-swingup, 100K env steps, batch 32, to reach a final return of 250;
 ``run_curl.py curl`` measures our agent there. This script measures the official implementation under the
 same protocol, so that the target can be read against what the reference code itself reaches.
 
@@ -146,7 +146,7 @@ def summarize() -> dict:
     result = {"group": GROUP, "target": TARGET, "runs": runs, "ours": {OURS: our_finals},
               "provenance": {"git_commit": git_commit(paths=CODE_PATHS), "summarized_with_versions": _versions(),
                              "hardware": "2-core shared CPU, no GPU", "shim": "experiments/official_curl_shim"}}
-    lines = [f"# {GROUP}: the official CURL code at issue 3's CPU protocol", "",
+    lines = [f"# {GROUP}: the official CURL code at the batch-32 CPU protocol", "",
              "Official MishaLaskin/curl `train.py`, unmodified, cartpole-swingup, batch 32, 100K env steps, 10 "
              "deterministic evaluation episodes every 10K env steps (`python experiments/run_official_curl.py`; "
              "flags in its docstring).", "",

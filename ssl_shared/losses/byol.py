@@ -1,6 +1,6 @@
 """Negative-cosine regression losses without negatives: BYOL and SimSiam.
 
-BYOL (Grill et al. 2020, eq. 2; lecture notes ``001_e3cea04d649049b8.txt``, "BYOL"): the online
+BYOL (Grill et al. 2020, arXiv 2006.07733, eq. 2): the online
 prediction ``p = q_theta(z_theta)`` regresses the target projection ``z' = z'_xi`` of the other view;
 both are L2-normalised and the target gets no gradient (``sg``, stop-gradient)::
 

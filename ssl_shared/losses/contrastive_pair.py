@@ -1,6 +1,6 @@
 """Margin contrastive loss on labelled pairs (Chopra, Hadsell & LeCun 2005).
 
-Lecture notes ``000_c5bf4fd467bd9f42.txt``, "Contrastive loss": for a pair with embeddings
+Chopra, Hadsell & LeCun 2005 (CVPR), "Learning a Similarity Metric Discriminatively": for a pair with embeddings
 ``f_i = f(x_i)``, ``f_j = f(x_j)`` and distance ``d_ij = ||f_i - f_j||_2``::
 
     L(i, j) = 1[y_i = y_j] * d_ij^2 + 1[y_i != y_j] * max(0, eps - d_ij)^2

@@ -1,6 +1,6 @@
 """InfoNCE (van den Oord, Li & Vinyals 2018, "Representation Learning with Contrastive Predictive Coding").
 
-Lecture notes ``000_c5bf4fd467bd9f42.txt``, "InfoNCE": among a set of candidates ``X`` holding one
+arXiv 1807.03748, eq. 4: among a set of candidates ``X`` holding one
 positive ``x_pos`` and negatives, the probability of picking the positive for a context (query) ``c``
 is ``f(x_pos, c) / sum_j f(x_j, c)`` with ``f(x, c) = exp(s(c, x) / tau)``. The loss is its negative
 log, i.e. a cross-entropy over the critic scores::

@@ -1,8 +1,7 @@
 """Lifted structured loss, smooth version (Song, Xiang, Jegelka & Savarese 2016, CVPR).
 
-"Deep Metric Learning via Lifted Structured Feature Embedding" (arXiv 2015). Lecture notes
-``000_c5bf4fd467bd9f42.txt``, "Lifted structured loss". With ``D_ij = ||f(x_i) - f(x_j)||_2``, the
-set ``P`` of positive pairs (same label) and ``N`` of negative pairs (different labels) in a batch::
+"Deep Metric Learning via Lifted Structured Feature Embedding" (arXiv 1511.06452). With
+``D_ij = ||f(x_i) - f(x_j)||_2``, the set ``P`` of positive pairs (same label) and ``N`` of negative pairs (different labels) in a batch::
 
     J_ij = D_ij + log( sum_{(i,k) in N} exp(eps - D_ik) + sum_{(j,l) in N} exp(eps - D_jl) )
     J    = 1 / (2 |P|) * sum_{(i,j) in P} max(0, J_ij)^2

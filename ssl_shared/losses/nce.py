@@ -9,8 +9,8 @@ log-ratio::
 
 with ``nu = T_n / T_d`` (the general ``nu`` is spelled out in Gutmann & Hyvarinen 2012, JMLR; the 2010
 paper's ``1/(2T)`` normalisation for ``nu = 1`` differs only by a constant factor). For ``nu = 1`` this
-is the binary cross-entropy of the lecture notes ``000_c5bf4fd467bd9f42.txt``, "Noise Contrastive
-Estimation"::
+is the binary cross-entropy of the logistic-regression form of noise-contrastive estimation
+(Gutmann & Hyvarinen 2010)::
 
     L_NCE = -1/N sum_i [ log sigmoid(l(x_i)) + log(1 - sigmoid(l(x~_i))) ],  l(u) = log p(u) - log q(u)
 

@@ -1,7 +1,7 @@
 """Multi-class N-pair loss (Sohn 2016, NeurIPS, "Improved Deep Metric Learning with Multi-class N-pair
 Loss Objective").
 
-Lecture notes ``000_c5bf4fd467bd9f42.txt``, "N-pair loss". The batch holds ``N`` pairs
+In Sohn 2016 the batch holds ``N`` pairs
 ``(x_i, x_i+)`` from ``N`` different classes; for anchor ``i`` the positive is ``x_i+`` and the other
 ``N - 1`` positives ``x_j+`` are its negatives. With ``f_i = f(x_i)`` and ``f_j+ = f(x_j+)``::
 

@@ -1,6 +1,6 @@
 """NT-Xent, the normalised temperature-scaled cross-entropy of SimCLR (Chen et al. 2020).
 
-Lecture notes ``002_eea2f3814ece1abc.txt``, eq. 8-10. The ``2N`` projections of ``N`` images under
+arXiv 2002.05709, eq. 1. The ``2N`` projections of ``N`` images under
 two augmentations are stacked as ``z = [z_a; z_b]``, so the positive of ``i`` is ``i + N`` (and of
 ``i + N`` is ``i``)::
 

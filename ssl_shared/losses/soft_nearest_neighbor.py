@@ -1,7 +1,7 @@
 """Soft nearest neighbour loss (Frosst, Papernot & Hinton 2019, ICML, "Analyzing and Improving
 Representations with the Soft Nearest Neighbor Loss"; after Salakhutdinov & Hinton 2007).
 
-Lecture notes ``000_c5bf4fd467bd9f42.txt``, "Soft-Nearest Neighbors Loss". For a labelled batch
+arXiv 1902.01889. For a labelled batch
 ``{(x_i, y_i)}`` with distance ``d_ij = ||x_i - x_j||_2^2`` (squared Euclidean, as in Frosst et al.)
 and temperature ``T``::
 

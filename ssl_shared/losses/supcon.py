@@ -1,6 +1,6 @@
 """Supervised contrastive loss ``L_out`` (Khosla et al. 2020, NeurIPS, eq. 2).
 
-Lecture notes ``001_e3cea04d649049b8.txt``, "Supervised Contrastive Learning". For anchors ``i`` in the
+arXiv 2004.11362, eq. 2. For anchors ``i`` in the
 batch ``I`` of L2-normalised embeddings ``z`` (all augmented views, flattened), ``A(i) = I \\ {i}`` and
 the positives ``P(i) = {p in A(i): y_p = y_i}``::
 

@@ -1,6 +1,6 @@
 """Triplet loss (Schroff, Kalenichenko & Philbin 2015, FaceNet) with in-batch triplet mining.
 
-Lecture notes ``000_c5bf4fd467bd9f42.txt``, "Triplet loss": for an anchor ``x``, a positive ``x+``
+arXiv 1503.03832: for an anchor ``x``, a positive ``x+``
 (same class) and a negative ``x-`` (other class), with ``d(u, v) = ||f(u) - f(v)||_2^2``::
 
     L(x, x+, x-) = max(0, d(x, x+) - d(x, x-) + eps)
