@@ -10,22 +10,26 @@ export PYOPENGL_PLATFORM ?= egl
 
 .PHONY: setup demo test lint bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)
 
+# A finished demo is moved to runs/demo.previous; an interrupted one resumes.
 demo: $(STAMP)
-	$(PY) -m curl_agents.train --preset demo --out runs/demo
+	@if [ -f runs/demo/summary.json ]; then rm -rf runs/demo.previous; mv runs/demo runs/demo.previous; \
+		echo "the previous demo run is in runs/demo.previous"; fi
+	$(PY) -m curl_agents.train --preset demo --out runs/demo $$([ -f runs/demo/checkpoints/latest.txt ] && echo --resume)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: $(STAMP)
 	$(PY) benchmarks/augment_bench.py

@@ -1,0 +1,55 @@
+"""Numeric precision of the training steps: fp32, or bf16 autocast where the hardware accelerates it.
+
+``precision="auto"`` resolves to ``"bf16"`` only where bf16 matrix products are faster than fp32:
+CUDA devices that support bf16, and CPUs with bf16 matrix instructions (AMX ``amx_bf16`` or
+``avx512_bf16``). On other CPUs (AVX2 only) bf16 is emulated and slower, so ``auto`` stays ``"fp32"``.
+bf16 runs keep fp32 master weights and optimizer states (``torch.autocast`` only lowers the matrix
+products and convolutions), and losses are computed in fp32. The resolved value is what a run records.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from typing import Literal
+
+import torch
+
+from ssl_shared.errors import UserError
+
+PRECISIONS = ("auto", "fp32", "bf16")
+Precision = Literal["auto", "fp32", "bf16"]
+
+#: CPU flags (``/proc/cpuinfo``) of bf16 matrix instructions.
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_has_fast_bf16(flags: set[str] | None = None) -> bool:
+    """True when the CPU has bf16 matrix instructions (AMX or AVX-512 BF16)."""
+    if flags is None:
+        from ssl_shared.provenance import cpu_info
+
+        flags = set(cpu_info()["flags"])
+    return any(f in flags for f in BF16_CPU_FLAGS)
+
+
+def resolve_precision(precision: str, device: torch.device | str, cpu_flags: set[str] | None = None) -> str:
+    """``"auto"`` -> ``"bf16"`` where the device accelerates bf16, else ``"fp32"``; explicit values pass through."""
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision: unknown value {precision!r}; allowed: {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_fast_bf16(cpu_flags) else "fp32"
+    return "fp32"
+
+
+def autocast(precision: str, device: torch.device | str) -> AbstractContextManager:
+    """``torch.autocast`` to bf16 for a resolved ``"bf16"``; a no-op context for ``"fp32"``."""
+    if precision == "fp32":
+        return nullcontext()
+    if precision != "bf16":
+        raise ValueError(f"autocast takes a resolved precision ('fp32' or 'bf16'), got {precision!r}")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
