@@ -1,7 +1,7 @@
 """Read a run's evaluation log and take its score; a bootstrap CI of a mean for the single-group summaries.
 
 A run of ``python -m curl_agents.train`` writes ``eval.csv`` with at least ``env_step`` and ``mean_return``:
-one row per evaluation, at env step 0, every ``eval_every`` env steps and once at the end of the run. A
+one row per evaluation, at env step 0, every ``eval_every_env_steps`` and once at the end of the run. A
 run's score is its own final evaluation, taken when it reached its budget (:func:`final_score`); a log with
 two rows for one env step (a run evaluated twice at its end, e.g. resumed after it had finished) is an
 error, never resolved by taking either row. Aggregate statistics across tasks and seeds (IQM, optimality

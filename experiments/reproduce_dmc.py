@@ -45,7 +45,7 @@ def grid_argv(argv: Sequence[str]) -> list[str]:
         return ["report", GRID, *protocol, "--root", str(args.runs)]
     select = []
     for axis, values in (("algo", args.algos), ("env", args.tasks), ("seed", args.seeds),
-                         ("steps", [BUDGET_ENV_STEPS[args.budget]] if args.budget else None)):  # fmt: skip
+                         ("env_steps", [BUDGET_ENV_STEPS[args.budget]] if args.budget else None)):  # fmt: skip
         if values:
             select += ["--select", f"{axis}={','.join(map(str, values))}"]
     return ["run", GRID, *protocol, "--root", str(args.runs), "--jobs", str(args.jobs), *select,

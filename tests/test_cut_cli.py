@@ -287,6 +287,7 @@ def _cases(w: Path) -> list[tuple[str, list[str], list[str]]]:
         ("cut-train", ["--out", run, "--resume", "--model", "cyclegan"], ["--model: saved 'cut', now 'cyclegan'"]),
         ("cut-train", ["--out", run, "--resume", "--lambda-cycle", "3"], ["--lambda-cycle", "--model cut"]),
         ("cut-train", ["--out", run, "--resume", "--iters", "1"], ["--iters 1", "iteration 2"]),
+        ("cut-train", ["--out", run, "--resume"], ["--resume", "finished", "summary.json", "larger --iters"]),
         ("cut-train", ["--out", str(w / "truncated_run"), "--resume"], ["truncated_run", "state.pt"]),
         ("cut-train", ["--out", str(w / "legacy"), "--resume"], ["legacy/checkpoints/latest.pt", "earlier version"]),
         ("cut-train", [*train, "--inception-weights", str(w / "absent.pth")], ["--inception-weights", "absent.pth"]),
@@ -447,6 +448,10 @@ def ran(world, tmp_path_factory):
             ("cut-train", resume, "pointer", 6),  # killed after the checkpoint at 6, before latest.txt names it
             ("cut-train", resume),  # runs to the end
         ],
+        "extend": [  # a finished 2-iteration run extended to 4 iterations, killed during iteration 3
+            ("cut-train", ["--data", data, "--out", str(folder / "extended"), "--iters", "2", *TINY_NCE]),
+            ("cut-train", ["--out", str(folder / "extended"), "--resume", "--iters", "4"], "training", 3),
+        ],
     }
     return folder, _run_cases(folder, groups)
 
@@ -468,6 +473,7 @@ def test_bad_inputs_exit_2_with_one_line_naming_the_flag_or_file(world, ran):
     # refused new runs leave no empty run folder behind, and the existing run is untouched
     assert not list(folder.glob("bad*"))
     assert (world / "run" / "checkpoints" / "latest.txt").read_text().strip() == "step-0000000002"
+    assert len(json.loads((world / "run" / "launches.json").read_text())) == 1  # no refused launch was recorded
     assert [r["iteration"] for r in csv.DictReader((world / "run" / "losses.csv").open())] == ["1", "2"]
 
 
@@ -479,6 +485,14 @@ def test_successful_commands_exit_0(ran):
     # the earlier version's single-file checkpoint translates like the new layout (same weights)
     assert all((folder / "ok1" / n).read_bytes() == (folder / "ok2" / n).read_bytes() for n in ("im0.png", "im1.png"))
     assert json.loads((folder / "e.json").read_text())["iteration"] == 2
+
+
+def test_extending_a_finished_run_removes_its_summary_until_the_new_end(ran):
+    """summary.json marks a finished run: a larger --iters makes the run unfinished again until it gets there."""
+    folder, outcomes = ran
+    assert [code for code, _ in outcomes["extend"]] == [0, -signal.SIGKILL], [e[-2000:] for _, e in outcomes["extend"]]
+    assert not (folder / "extended" / "summary.json").exists()
+    assert (folder / "extended" / "checkpoints" / "latest.txt").read_text().strip() == "step-0000000002"
 
 
 # --------------------------------------------------------------------------------------- options from configs

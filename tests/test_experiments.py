@@ -32,6 +32,18 @@ def test_read_eval_csv_refuses_two_rows_for_one_env_step(tmp_path):
         read_eval_csv(path)
 
 
+def test_read_eval_csv_reads_the_trainers_note_column_and_refuses_a_repeated_step(tmp_path):
+    """``curl_agents.train`` writes a text ``note`` (quoted when it holds commas); scores ignore it."""
+    path = tmp_path / "eval.csv"
+    header = EVAL_HEADER.replace("\n", ",note\n")
+    note = '"replay restarted empty at env step 160 (--resume-without-replay): 1,000 random agent steps again"'
+    path.write_text(header + f"0,0,10,0,10,10,10,1,\n160,20,55.5,0,0,0,10,5,{note}\n320,40,99.25,0,0,0,10,9,\n")
+    assert read_eval_csv(path) == [(0, 10.0), (160, 55.5), (320, 99.25)]
+    path.write_text(path.read_text() + "320,40,300,0,0,0,10,9,second final evaluation\n")
+    with pytest.raises(ValueError, match="two rows for env_step=320"):
+        read_eval_csv(path)
+
+
 def test_read_eval_csv_keeps_file_order_and_refuses_decreasing_steps(tmp_path):
     path = tmp_path / "eval.csv"
     path.write_text(EVAL_HEADER + "0,0,10,0,10,10,10,1\n50000,6250,250.5,0,0,0,10,5\n")
@@ -78,20 +90,30 @@ def _out_paths(stdout: str) -> list[Path]:
 
 
 def test_reproduce_dmc_launch_does_not_resume_a_finished_run(tmp_path, capsys):
-    """A finished run (summary.json) must be skipped: resuming it appends a second final evaluation."""
+    """A finished run (summary.json) is skipped, although its checkpoint would let it resume: resuming it
+    would evaluate its end a second time. No command is run and no file of the run changes."""
     from experiments import reproduce_dmc
+    from ssl_shared.run_dir import CheckpointStore
 
     argv = ["launch", "--algos", "curl", "--tasks", "cartpole-swingup", "--seeds", "1", "--budget", "100k",
-            "--runs", str(tmp_path), "--dry-run"]  # fmt: skip
-    reproduce_dmc.main(argv)
-    (out,) = _out_paths(capsys.readouterr().out)
-    (out / "checkpoints" / "latest").mkdir(parents=True)
+            "--runs", str(tmp_path)]  # fmt: skip
+    reproduce_dmc.main([*argv, "--dry-run"])
+    printed = capsys.readouterr().out
+    (out,) = _out_paths(printed)
+    cell = "env=cartpole-swingup/env_steps=100000/algo=curl/seed=1"
+    assert f"start   {cell}" in printed and "--env-steps 100000" in printed and "--resume" not in printed
+    with CheckpointStore(out / "checkpoints").save(100_000) as folder:
+        (folder / "model.zip").write_bytes(b"weights")
     (out / "config.json").write_text(json.dumps({"env": "cartpole-swingup", "algo": "curl", "seed": 1}))
-    (out / "eval.csv").write_text(EVAL_HEADER + "0,0,10,0,10,10,10,1\n100000,12500,600,0,0,0,10,9\n")
-    (out / "summary.json").write_text(json.dumps({"final_mean_return": 600.0}))
-    reproduce_dmc.main(argv)
+    (out / "eval.csv").write_text(EVAL_HEADER.replace("\n", ",note\n") + "0,0,10,0,10,10,10,1,\n"
+                                  "100000,12500,600,0,0,0,10,9,\n")  # fmt: skip
+    (out / "summary.json").write_text(json.dumps({"final_mean_return": 600.0, "env_steps": 100_000}))
+    files = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
+    reproduce_dmc.main(argv)  # a real launch, not a dry run
     again = capsys.readouterr().out
+    assert f"skip    {cell}: done" in again and "0 of 1 cells to run" in again
     assert _out_paths(again) == [] and "--resume" not in again
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()} == files
 
 
 def test_git_commit_marks_only_changes_under_the_given_paths(tmp_path):

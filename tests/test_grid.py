@@ -36,7 +36,7 @@ except ImportError:
     pass
 
 REPO = Path(__file__).resolve().parents[1]
-EVAL_HEADER = "env_step,agent_step,mean_return,std_return,min_return,max_return,episodes,wall_time_s\n"
+EVAL_HEADER = "env_step,agent_step,mean_return,std_return,min_return,max_return,episodes,wall_time_s,note\n"
 
 
 def write_grid(tmp_path: Path, text: str, name: str = "g") -> Path:
@@ -51,7 +51,7 @@ GRID = """
 trainer = "curl_agents.train"
 [fixed]
 batch_size = 512
-eval_every = 10000
+eval_every_env_steps = 10000
 [axes]
 env = ["cartpole-swingup", "walker-walk"]
 algo = ["curl", {label = "sac", algo = "state_sac", batch_size = 128, hidden_dim = 256}]
@@ -62,7 +62,7 @@ algo = "sac"
 [protocols.cpu]
 description = "small"
 reduced = true
-fixed = {eval_every = 5000}
+fixed = {eval_every_env_steps = 5000}
 axes = {seed = [7]}
 """
 
@@ -76,14 +76,14 @@ def test_plan_crosses_axes_in_file_order_with_settings_precedence(tmp_path):
         "env=cartpole-swingup/algo=sac/seed=1", "env=cartpole-swingup/algo=sac/seed=2",
         "env=walker-walk/algo=curl/seed=1", "env=walker-walk/algo=curl/seed=2",
     ]  # fmt: skip
-    assert cells[0].settings == {"batch_size": 512, "eval_every": 10000, "env": "cartpole-swingup", "algo": "curl",
-                                 "seed": 1}  # fmt: skip
+    assert cells[0].settings == {"batch_size": 512, "eval_every_env_steps": 10000, "env": "cartpole-swingup",
+                                 "algo": "curl", "seed": 1}  # fmt: skip
     # a table value sets several fields and wins over [fixed]
     assert cells[2].settings["batch_size"] == 128 and cells[2].settings["algo"] == "state_sac"
     cpu = plan(grid, "cpu")
     assert cpu.name == "g_cpu" and cpu.reduced and "REDUCED" in cpu.banner()
     assert [c.labels["seed"] for c in cpu.cells] == ["7"] * 3
-    assert {c.settings["eval_every"] for c in cpu.cells} == {5000}
+    assert {c.settings["eval_every_env_steps"] for c in cpu.cells} == {5000}
     assert not plan(grid).reduced and "REDUCED" not in plan(grid).banner()
 
 
@@ -130,7 +130,7 @@ def test_curl_table_grid_is_the_papers_table_and_its_cpu_protocol_varies_only_th
     grid = load_grid("curl_table")
     full = plan(grid)
     assert {c.settings["env"] for c in full.cells} == set(PLANET_TASKS)
-    assert {c.settings["steps"] for c in full.cells} == {100_000, 500_000}
+    assert {c.settings["env_steps"] for c in full.cells} == {100_000, 500_000}
     assert {c.settings["algo"] for c in full.cells} == {"curl", "rad", "drq", "pixel_sac", "state_sac"}
     assert len(full.cells) == 6 * 2 * 5 * len(grid.axes[-1].values)
     assert all("action_repeat" not in c.settings and "lr" not in c.settings for c in full.cells)  # trainer presets
@@ -161,7 +161,8 @@ def test_ssl_probe_grid_covers_every_method_and_excludes_what_the_data_cannot_fe
         temporal = "frames" in METHODS[cell.settings["method"]].required_inputs
         assert cell.settings.get("sequence_length", 1) == (8 if temporal else 1)
     random_init = [c for c in the_plan.cells if c.labels["method"] == "random_init"]
-    assert random_init and all(c.settings["steps"] == 0 for c in random_init)
+    assert random_init and all(c.settings.get("probe_only") is True for c in random_init)
+    assert not any(c.settings.get("probe_only") for c in the_plan.cells if c.labels["method"] != "random_init")
 
 
 def test_cut_table_models_share_every_setting_but_the_model():
@@ -175,61 +176,92 @@ def test_cut_table_models_share_every_setting_but_the_model():
 
 def test_settings_become_the_curl_trainers_flags_and_parse_back_to_the_same_values():
     trainer = TRAINERS["curl_agents.train"]
-    settings = {"seed": 3, "aux_kwargs": {"b": 1, "a": 2}, "save_replay": True, "video": False, "steps": 400,
-                "env": "cartpole-swingup"}  # fmt: skip
+    settings = {"seed": 3, "aux_kwargs": {"b": 1, "a": 2}, "save_replay": False, "video": False, "env_steps": 400,
+                "env": "cartpole-swingup", "eval_every_env_steps": 200}  # fmt: skip
     flags = trainer.flags(settings)
-    assert flags == ["--env", "cartpole-swingup", "--aux-kwargs", '{"a": 2, "b": 1}', "--steps", "400", "--seed", "3",
-                     "--save-replay", "--no-video"]  # fmt: skip
+    assert flags == ["--env", "cartpole-swingup", "--aux-kwargs", '{"a": 2, "b": 1}', "--env-steps", "400", "--seed", "3",
+                     "--eval-every-env-steps", "200", "--no-save-replay", "--no-video"]  # fmt: skip
     parsed = vars(trainer.parser().parse_args([*flags, "--out", "x"]))
     assert {k: parsed[k] for k in settings} == settings
-    assert trainer.flags({"save_replay": False}) == []  # store_true: the default is already off
-    assert trainer.thread_flags(2) == ["--torch-threads", "2"]
-    with pytest.raises(UserError, match="'batchsize' is not a flag of curl_agents.train; allowed: .*batch_size"):
-        trainer.flags({"batchsize": 3})
-    with pytest.raises(UserError, match="set by the runner"):
-        trainer.flags({"torch_threads": 3})
-    with pytest.raises(UserError, match="rejects the flags --env cartpole-swingup --steps many"):
-        trainer.check({"env": "cartpole-swingup", "steps": "many"}, "here")
-
-
-def test_renamed_trainer_flags_keep_grid_files_working():
-    """After a trainer renames ``steps`` to ``env_steps`` and ``torch_threads`` to ``threads``."""
-    import argparse
-
-    def parser():
-        p = argparse.ArgumentParser()
-        p.add_argument("--env-steps", dest="env_steps", type=int)
-        p.add_argument("--threads", type=int)
-        p.add_argument("--out")
-        return p
-
-    trainer = Trainer(**{**TRAINERS["curl_agents.train"].__dict__, "parser": parser})
-    assert trainer.flags({"steps": 400}) == ["--env-steps", "400"]
+    assert trainer.flags({"save_replay": True}) == ["--save-replay"]
     assert trainer.thread_flags(2) == ["--threads", "2"]
+    with pytest.raises(
+        UserError, match="'batchsize' is not a config field of curl_agents.train; allowed: .*batch_size"
+    ):
+        trainer.flags({"batchsize": 3})
+    for runner_sets in ("threads", "no_progress", "out"):
+        with pytest.raises(UserError, match="set by the runner"):
+            trainer.flags({runner_sets: 3})
+    with pytest.raises(UserError, match="launch option"):
+        trainer.flags({"resume_without_replay": True})
+    with pytest.raises(UserError, match="rejects the flags --env cartpole-swingup --env-steps many"):
+        trainer.check({"env": "cartpole-swingup", "env_steps": "many"}, "here")
+
+
+@pytest.mark.parametrize(
+    "trainer, old, new",
+    [("curl_agents.train", "steps", "env_steps"), ("curl_agents.train", "init_steps", "init_agent_steps"),
+     ("curl_agents.train", "torch_threads", "threads"), ("curl_agents.train", "episode_length", "episode_env_steps")],
+)  # fmt: skip
+def test_a_deprecated_flag_is_refused_in_grid_files_with_the_field_it_became(trainer, old, new):
+    """The trainer still parses its old flags (with a notice); a grid file must name the config field."""
+    with pytest.raises(UserError, match=f"setting '{old}': --{old.replace('_', '-')} is an old name of .*'{new}'"):
+        TRAINERS[trainer].flags({old: 1})
 
 
 def test_cut_settings_map_to_its_train_flags_and_a_trained_run_only_needs_evaluating(tmp_path):
+    from ssl_shared.run_dir import CheckpointStore
+
     trainer = TRAINERS["cut_translation.cli"]
-    settings = {"model": "cut", "data": "d", "nce_layers": [0, 4], "nce_idt": False, "no_flip": True}
-    assert trainer.flags(settings) == ["--model", "cut", "--data", "d", "--no-flip", "--nce-layers", "0,4",
-                                       "--nce-idt", "false"]  # fmt: skip
+    settings = {"model": "cut", "data": "d", "nce_layers": [0, 4, 8], "nce_idt": False, "flip": False, "n_layers": 2}
+    flags = trainer.flags(settings)
+    assert flags == ["--model", "cut", "--data", "d", "--no-flip", "--n-layers", "2", "--no-nce-idt",
+                     "--nce-layers", "0", "4", "8"]  # fmt: skip
+    parsed = vars(trainer.parser().parse_args([*flags, "--out", "x"]))
+    assert {k: parsed[k] for k in settings} == settings
+    with pytest.raises(UserError, match="setting 'flip': got 'no'"):
+        trainer.flags({"flip": "no"})
     out = tmp_path / "run"
     (commands, resume) = trainer.commands(settings, out, threads=1)
     assert [c[1:4] for c in commands] == [
         ["-m", "cut_translation.cli", "train"],
         ["-m", "cut_translation.cli", "evaluate"],
     ]
-    assert not resume and "--resume" not in commands[0]
+    assert not resume and "--resume" not in commands[0] and commands[0][-4:-2] == ["--threads", "1"]
     (out / "checkpoints").mkdir(parents=True)
-    (out / "checkpoints" / "latest.pt").write_bytes(b"")
+    (out / "checkpoints" / "latest.pt").write_bytes(b"")  # an earlier version's checkpoint: cut-train cannot resume it
+    assert not trainer.has_checkpoint(out)
+    with CheckpointStore(out / "checkpoints").save(500) as folder:
+        (folder / "state.pt").write_bytes(b"")
     commands, resume = trainer.commands(settings, out, threads=1)
     assert resume and commands[0][-1] == "--resume"
     (out / "summary.json").write_text("{}")
     commands, _ = trainer.commands(settings, out, threads=1)
-    assert len(commands) == 1 and commands[0][3] == "evaluate" and commands[0][-2:] == ["--threads", "1"]
+    assert len(commands) == 1 and commands[0][3] == "evaluate"
+    assert commands[0][-4:] == ["--device", "auto", "--threads", "1"]
     assert not trainer.finished(out)
     (out / "eval.json").write_text("{}")
     assert trainer.finished(out)
+
+
+def test_ssl_settings_use_its_own_parser_and_probe_only_cells_have_no_step_budget(tmp_path):
+    trainer = TRAINERS["ssl_shared.train"]
+    settings = {"method": "simclr", "widths": [16, 32], "probe_only": True, "steps": 1000}
+    flags = trainer.flags(settings)
+    assert flags == ["--method", "simclr", "--widths", "16", "32", "--steps", "1000", "--probe-only"]
+    from ssl_shared.train import TrainerConfig, config_from_args
+
+    assert config_from_args([*flags, "--out", "x"]) == TrainerConfig(
+        method="simclr", widths=(16, 32), probe_only=True, steps=1000, out="x"
+    )
+    assert trainer.thread_flags(4) == ["--threads", "4"]
+    with pytest.raises(UserError, match="launch option"):
+        trainer.flags({"stop_after": 10})
+    (tmp_path / "config.json").write_text(json.dumps({"steps": 1000, "probe_only": True}))
+    assert trainer.progress(tmp_path) == (None, 0)
+    (tmp_path / "config.json").write_text(json.dumps({"steps": 1000, "probe_only": False}))
+    (tmp_path / "train.csv").write_text("step,time_s,loss\n0,0.1,5\n25,2.0,4\n")
+    assert trainer.progress(tmp_path) == (26, 1000)
 
 
 def test_checkpoint_store_folders_count_as_resumable(tmp_path):
@@ -243,9 +275,10 @@ def test_checkpoint_store_folders_count_as_resumable(tmp_path):
 
 
 def test_progress_readers_skip_a_half_written_last_line(tmp_path):
-    (tmp_path / "eval.csv").write_text(EVAL_HEADER + "0,0,1,0,1,1,1,0\n10000,1250,5,0,5,5,1,3\n20000,25")
+    note = '"replay restarted empty at env step 1000 (--resume-without-replay): 1,000 random steps"'
+    (tmp_path / "eval.csv").write_text(EVAL_HEADER + f"0,0,1,0,1,1,1,0,\n10000,1250,5,0,5,5,1,3,{note}\n20000,25")
     assert [r["env_step"] for r in _csv_rows(tmp_path / "eval.csv")] == ["0", "10000"]
-    (tmp_path / "config.json").write_text(json.dumps({"steps": 100000}))
+    (tmp_path / "config.json").write_text(json.dumps({"env_steps": 100000}))
     assert TRAINERS["curl_agents.train"].progress(tmp_path) == (10000, 100000)
 
 
@@ -291,7 +324,7 @@ def _stub_progress(out: Path) -> tuple[int | None, int | None]:
 def stub(monkeypatch):
     trainer = Trainer(
         name="stub", command=(str(Path(grid_stub_trainer.__file__)),), parser=grid_stub_trainer.build_parser,
-        completion_file="done.json", checkpoints=("ckpt",), budget_field="steps", unit="steps", report_kind="probe",
+        completion_file="done.json", resume_markers=("ckpt",), budget_field="steps", unit="steps", report_kind="probe",
         data_files=("done.json",), progress=_stub_progress, thread_field="threads",
     )  # fmt: skip
     monkeypatch.setitem(TRAINERS, "stub", trainer)
@@ -375,6 +408,22 @@ def test_runner_moves_aside_an_unresumable_folder_and_skips_a_running_cell(tmp_p
     assert cell_status(cells[1], stub, where).note == "interrupted"  # its process is gone
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_process_whose_command_line_cannot_be_read_counts_as_alive(tmp_path):
+    """A child that exited but is not reaped yet (or one between fork and exec) has an empty
+    /proc/PID/cmdline: nothing says it is another program, so its launch is still running."""
+    from experiments.grid.state import process_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    stat = Path(f"/proc/{child.pid}/stat")
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":  # exited, not reaped: a zombie
+        os.sched_yield()
+    assert Path(f"/proc/{child.pid}/cmdline").read_bytes() == b""
+    assert process_alive(child.pid, tmp_path / "run")
+    child.wait()
+    assert not process_alive(child.pid, tmp_path / "run")
+
+
 def test_dry_run_creates_nothing_and_a_second_runner_is_refused(tmp_path, stub, capsys):
     from experiments.grid.cli import exclusive
 
@@ -417,14 +466,14 @@ RL_GRID = """
 trainer = "curl_agents.train"
 description = "synthetic"
 [fixed]
-steps = 100000
+env_steps = 100000
 [axes]
 env = ["cartpole-swingup", "walker-walk"]
 algo = ["curl", "rad"]
 seed = [1, 2, 3]
 [report]
 task = "env"
-budget = "steps"
+budget = "env_steps"
 seed = "seed"
 baseline = "rad"
 published = "dmc_planet"
@@ -441,9 +490,9 @@ def _fake_rl_runs(root: Path, name: str = "g") -> None:
         for seed, final in enumerate(finals, start=1):
             out = root / name / "runs" / f"env={env}/algo={algo}/seed={seed}"
             out.mkdir(parents=True)
-            (out / "config.json").write_text(json.dumps({"env": env, "algo": algo, "seed": seed, "steps": 100000}))
-            (out / "eval.csv").write_text(EVAL_HEADER + f"0,0,5,0,5,5,10,0\n50000,6250,{final / 2},0,0,0,10,5\n"
-                                          f"100000,12500,{final},0,0,0,10,9\n")  # fmt: skip
+            (out / "config.json").write_text(json.dumps({"env": env, "algo": algo, "seed": seed, "env_steps": 100000}))
+            (out / "eval.csv").write_text(EVAL_HEADER + f"0,0,5,0,5,5,10,0,\n50000,6250,{final / 2},0,0,0,10,5,\n"
+                                          f"100000,12500,{final},0,0,0,10,9,\n")  # fmt: skip
             (out / "summary.json").write_text(json.dumps({"final_mean_return": final}))
 
 
@@ -511,7 +560,7 @@ def test_rl_report_fails_on_a_run_evaluated_twice_at_one_step(tmp_path):
     write_grid(tmp_path, RL_GRID)
     _fake_rl_runs(tmp_path / "runs")
     path = tmp_path / "runs/g/runs/env=walker-walk/algo=curl/seed=2/eval.csv"
-    path.write_text(path.read_text() + "100000,12500,999,0,0,0,10,9\n")  # a second final evaluation
+    path.write_text(path.read_text() + "100000,12500,999,0,0,0,10,9,\n")  # a second final evaluation
     with pytest.raises(ValueError, match="two rows for env_step=100000"):
         _report(tmp_path)
 
@@ -579,8 +628,10 @@ def test_smoke_grid_end_to_end_with_local_workers(tmp_path, capsys):
     runs = root / "smoke" / "runs"
     for algo in ("state_sac", "curl"):
         out = runs / f"algo={algo}/seed=1"
-        assert json.loads((out / "config.json").read_text())["torch_threads"] == 1
+        assert json.loads((out / "config.json").read_text())["threads"] == 1
         assert [r["env_step"] for r in _csv_rows(out / "eval.csv")] == ["0", "200", "400"]
+        (launch,) = json.loads((out / "launches.json").read_text())
+        assert "--threads 1 --no-progress --out" in launch["command"] and launch["resume"] is False
     before = _snapshot(runs)
     grid_main(["run", "smoke", "--root", str(root)])
     assert "0 of 2 cells to run" in capsys.readouterr().out

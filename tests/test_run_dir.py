@@ -135,3 +135,25 @@ def test_check_resume_config_names_every_conflicting_field():
     message = str(err.value)
     assert "lr: saved 0.001, now 0.0002" in message and "seed: saved 1, now 2" in message
     assert "batch_size" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077], ids=["umask022", "umask002", "umask077"])
+def test_atomic_files_and_checkpoint_folders_get_the_modes_open_and_mkdir_give(tmp_path, umask):
+    """Files ``0o666`` and folders ``0o777`` less the umask, as a plain ``open`` / ``mkdir`` would make them
+    (a temporary file of ``tempfile.mkstemp`` is ``0o600`` and would stay so after its rename)."""
+    previous = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "config.json", "{}")
+        store = CheckpointStore(tmp_path / "checkpoints")
+        with store.save(5) as folder:
+            (folder / "state.pt").write_bytes(b"x")
+        plain = tmp_path / "plain"
+        plain.mkdir()
+        (plain / "file").write_text("")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "config.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "checkpoints" / "latest.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert store.latest().stat().st_mode & 0o777 == 0o777 & ~umask
+    assert store.latest().stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    assert (tmp_path / "config.json").stat().st_mode & 0o777 == (plain / "file").stat().st_mode & 0o777

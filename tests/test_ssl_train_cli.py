@@ -271,6 +271,9 @@ def _bad_input_cases(tmp: Path, existing: Path) -> list[tuple[list[str], list[st
         (["--out", str(truncated), "--resume"], [str(ckpt), "truncated"]),
         (["--out", str(existing), "--resume", "--lr", "0.5", "--widths", "8", "8"], ["lr", "0.5", "widths"]),
         (["--out", str(existing), "--resume", "--steps", "1"], ["--steps", "1", "step 2"]),
+        # a finished run (probe.json) is not resumed again: no second probe, launch record or rewrite
+        (["--out", str(existing), "--resume"], ["--resume", "finished", "probe.json", "larger --steps"]),
+        ([*new, "--probe-only", "--no-probe"], ["--probe-only", "--no-probe"]),
     ]
 
 
@@ -353,6 +356,49 @@ def test_sigkill_at_any_point_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert saved["resume"] is False  # written by the first launch, never by a resume
     launches_json = json.loads((broken / "launches.json").read_text())
     assert [launch["start_step"] for launch in launches_json] == [0, 4, 4, 12, 12]
+
+
+def test_extending_a_finished_run_removes_its_probe_until_the_new_end(existing_run, tmp_path):
+    """probe.json marks a finished run: a larger --steps makes the run unfinished again until it gets there."""
+    run = tmp_path / "extended"
+    shutil.copytree(existing_run, run)
+    resume = ["--out", str(run), "--resume", "--steps", "4", "--log-every", "1"]
+    [(killed, _, _)] = launch_all([{"argv": resume, "hook": {"kind": "step", "at": 3}}], tmp_path)
+    assert killed == -9 and not (run / "probe.json").exists()  # killed as step 3 began: not finished
+    [(done, _, _)] = launch_all([{"argv": resume}], tmp_path)
+    assert done == 0 and [int(row["step"]) for row in csv_rows(run)][-2:] == [2, 3]
+    probe = json.loads((run / "probe.json").read_text())
+    assert probe["step"] == 4 and latest_state(run)["step"] == 4
+    assert [launch["start_step"] for launch in json.loads((run / "launches.json").read_text())] == [0, 2, 2]
+
+
+def test_probe_only_probes_the_initial_encoder_without_a_step(tmp_path):
+    """The random-init baseline: the probe of the weights a run starts from, and not one optimizer step."""
+    from ssl_shared.train import Trainer, probe
+
+    out = tmp_path / "random_init"
+    flags = [*TINY, "--seed", "5", "--probe"]
+    steps = []
+    real_step = Trainer.step
+    with mock.patch.object(Trainer, "step", lambda self: steps.append(self.step_count) or real_step(self)):
+        main([*flags, "--probe-only", "--out", str(out)])
+    assert steps == []
+    results = json.loads((out / "probe.json").read_text())
+    assert results["step"] == 0 and not (out / "train.csv").exists()
+    assert json.loads((out / "config.json").read_text())["probe_only"] is True
+
+    untrained = Trainer(config_from_args([*flags, "--out", str(tmp_path / "untrained")]))  # built, never fit
+    saved = latest_state(out)
+    assert saved["step"] == 0
+    assert all(torch.equal(saved["method"][k], v) for k, v in untrained.method.state_dict().items())
+    expected = probe(untrained.method.encoder(), untrained.config, untrained.device)
+    assert {k: results[k] for k in expected} == pytest.approx(expected)
+    assert set(expected) == {"linear_probe_accuracy", "knn_accuracy"}
+
+    before = snapshot(out)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(out), "--resume"])
+    assert exit_info.value.code == 2 and snapshot(out) == before
 
 
 # ----------------------------------------------------------------------------------------- seeds, NaN

@@ -257,7 +257,7 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path, fake_env, capsys)
         (True, 160, "restored"),
     ]
     assert train(["--resume", "--out", str(split), "--no-progress"]) == 2  # nothing left to do
-    assert "already reached --env-steps 320" in capsys.readouterr().err
+    assert "is finished (summary.json at env step 320), so --env-steps 320" in capsys.readouterr().err
 
 
 def test_resume_without_replay_needs_the_flag_and_is_recorded(tmp_path, fake_env, capsys):
@@ -325,6 +325,66 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, monkeypa
     saved = CURL.load(CheckpointStore(out / "checkpoints").latest() / "model.zip", device="cpu")
     # updates start after agent step 5: update 12 happens at agent step 18, after the checkpoint at 10
     assert saved.num_timesteps == 10 and all(torch.isfinite(p).all() for p in saved.policy.parameters())
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL inside an in-process run (no handler of the command catches it)."""
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_run_stopped_before_its_summary_is_finished_by_resume_without_a_second_evaluation(
+    tmp_path, fake_env, monkeypatch
+):
+    """summary.json comes after the final checkpoint; --resume from that checkpoint only writes the summary."""
+    import curl_agents.train
+
+    out, write = tmp_path / "stopped", curl_agents.train.atomic_write_json
+
+    def killed_at_summary(path, obj):
+        if Path(path).name == "summary.json":
+            raise Killed
+        write(path, obj)
+
+    monkeypatch.setattr(curl_agents.train, "atomic_write_json", killed_at_summary)
+    with pytest.raises(Killed):
+        train([*TINY, "--env-steps", "160", "--out", str(out)])
+    monkeypatch.setattr(curl_agents.train, "atomic_write_json", write)
+    assert not (out / "summary.json").exists()
+    assert CheckpointStore(out / "checkpoints").latest().name == "step-0000000160"  # written before the summary
+    evaluated = (out / "eval.csv").read_bytes()
+    assert train(["--resume", "--out", str(out), "--no-progress"]) == 0
+    assert (out / "eval.csv").read_bytes() == evaluated  # no second final evaluation
+    last = eval_rows(out)[-1]
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["env_steps"], summary["final_mean_return"]) == (160, float(last["mean_return"]))
+    assert int(last["env_step"]) == 160 and summary["agent_steps"] == 20
+
+
+def test_resume_refuses_a_finished_run_whatever_checkpoint_it_holds(tmp_path, fake_env, monkeypatch, capsys):
+    """A run folder with summary.json beside an older checkpoint (an earlier version wrote the summary before
+    its final checkpoint): --resume must neither train nor evaluate its end again, and must change no file."""
+    import curl_agents.train
+
+    class KeepAll(CheckpointStore):
+        def __init__(self, root, keep=1):
+            super().__init__(root, keep=10)
+
+    out = tmp_path / "finished"
+    monkeypatch.setattr(curl_agents.train, "CheckpointStore", KeepAll)
+    assert train([*TINY, "--env-steps", "160", "--out", str(out)]) == 0
+    monkeypatch.setattr(curl_agents.train, "CheckpointStore", CheckpointStore)
+    for step in (0, 160):  # leave the checkpoint at 80 alone, as the store keeps one
+        shutil.rmtree(out / "checkpoints" / f"step-{step:010d}")
+    (out / "checkpoints" / "latest.txt").write_text("step-0000000080\n")
+    before = snapshot(out)
+    capsys.readouterr()
+    assert train(["--resume", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is finished (summary.json at env step 160)" in err
+    assert snapshot(out) == before
 
 
 # ----------------------------------------------------------------------------------------- bad input
@@ -405,7 +465,7 @@ BAD_INPUTS = [
     _case("resume truncated replay", ["--resume", "--env-steps", "160", "--out", "{root}/bad_replay"], "replay.pkl", "truncated"),
     _case("resume no config", ["--resume", "--out", "{root}/no_config"], "config.json", "missing"),
     _case("resume no replay", ["--resume", "--env-steps", "160", "--out", "{root}/no_replay"], "replay", "--resume-without-replay"),
-    _case("resume finished", ["--resume", "--out", "{root}/done"], "--env-steps 80", "larger --env-steps"),
+    _case("resume finished", ["--resume", "--out", "{root}/done"], "finished", "--env-steps 80", "larger --env-steps"),
 ]  # fmt: skip
 
 

@@ -27,7 +27,7 @@ A grid is a TOML file (``experiments/grids/NAME.toml``)::
 
     [report]                                 # which settings are the task, the budget, the seed
     task = "env"
-    budget = "steps"
+    budget = "env_steps"
     seed = "seed"
     baseline = "rad"                         # probability of improvement over this method
     published = "dmc_planet"                 # published columns (experiments.paper_scores.PUBLISHED_SETS)

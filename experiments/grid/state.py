@@ -81,7 +81,11 @@ def last_line(path: Path, start: int = 0, max_bytes: int = 65536) -> str:
 
 
 def process_alive(pid: int, out: Path | None = None) -> bool:
-    """True when process ``pid`` runs on this host (and, where ``/proc`` tells, has ``out`` on its command line)."""
+    """True when process ``pid`` runs on this host (and, where ``/proc`` tells, has ``out`` on its command line).
+
+    An empty ``/proc/PID/cmdline`` tells nothing (a child between its fork and its exec, or one exited but
+    not yet reaped), so such a process counts as alive.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -91,9 +95,10 @@ def process_alive(pid: int, out: Path | None = None) -> bool:
     cmdline = Path(f"/proc/{pid}/cmdline")
     if out is not None and cmdline.exists():
         try:
-            return str(out) in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            words = cmdline.read_bytes()
         except OSError:
             return True
+        return not words or str(out) in words.replace(b"\0", b" ").decode(errors="replace")
     return True
 
 

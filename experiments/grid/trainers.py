@@ -1,24 +1,30 @@
 """How the grid runner drives each trainer: one small adapter per training command, in one registry.
 
 An adapter says which module to run, where its command line comes from (the trainer's own argparse
-parser: a grid setting ``batch_size`` becomes whatever flag has ``dest == "batch_size"``, so the mapping
-follows the trainer when its flags change), which file a finished run writes last, where its checkpoints
-live, which setting is its budget and which flag sets its thread count, and how far a running run is.
+parser: a grid setting ``batch_size`` becomes the flag ``--batch-size`` whose ``dest`` is that config
+field, so the mapping follows the trainer when its flags change), which file a finished run writes last,
+which setting is its budget and which field sets its thread count, and how far a running run is. Grid
+settings are the trainer's config field names; a renamed field's old spelling (a deprecated alias such
+as ``--steps`` for ``env_steps``) is refused with the new name, and options that only steer one launch
+(``--out``, ``--resume``, the thread count, ...) are set by the runner, never by a grid file.
 
-What each adapter assumes of its trainer, and the one place to change when a trainer changes:
+A run is resumable when it holds a :class:`ssl_shared.run_dir.CheckpointStore` checkpoint under
+``checkpoints/`` (``latest.txt`` and ``step-*/`` folders). What each adapter assumes of its trainer, and
+the one place to change when a trainer changes:
 
-- ``curl_agents.train``: finished when ``summary.json`` exists; resumable when ``checkpoints/latest/``
-  (or a :class:`ssl_shared.run_dir.CheckpointStore` under ``checkpoints/``) exists; budget ``steps`` (env
-  steps), threads ``torch_threads``; progress = the last ``env_step`` of ``eval.csv``. ``FIELD_RENAMES``
-  lets grid files keep ``steps`` / ``torch_threads`` if the trainer renames them ``env_steps`` / ``threads``.
-- ``cut_translation.cli train``: finished training when ``summary.json`` exists, then the cell runs
-  ``python -m cut_translation.cli evaluate ... --json eval.json`` and is done when ``eval.json`` exists;
-  resumable when ``checkpoints/latest.pt`` exists; threads ``threads``; progress = ``losses.csv`` iterations
-  out of ``config.json``'s ``total_iters``.
-- ``ssl_shared.train``: finished when ``probe.json`` exists; resumable when ``checkpoint.pt`` exists; budget
-  ``steps``; no thread flag (``OMP_NUM_THREADS`` only); progress = the last ``step`` of ``train.csv``.
+- ``curl_agents.train`` (flags from ``curl_agents.run_config.RunConfig``): finished when ``summary.json``
+  exists (written after the final checkpoint); also resumable from an earlier version's
+  ``checkpoints/latest/`` (the trainer adopts it); budget ``env_steps``, threads ``threads``; progress =
+  the last ``env_step`` of ``eval.csv`` out of ``config.json``'s ``env_steps``; runs with ``--no-progress``.
+- ``cut_translation.cli train`` (flags from ``TrainConfig`` and the model configs): finished training when
+  ``summary.json`` exists, then the cell runs ``python -m cut_translation.cli evaluate ... --json eval.json``
+  and is done when ``eval.json`` exists; threads ``threads``; progress = ``losses.csv`` iterations out of
+  ``config.json``'s ``total_iters``. An earlier version's ``checkpoints/latest.pt`` is not resumable.
+- ``ssl_shared.train`` (flags from ``TrainerConfig``): finished when ``probe.json`` exists; budget ``steps``
+  (none with ``probe_only``, the random-init baseline); threads ``threads``; progress = the last ``step``
+  of ``train.csv``.
 
-Every trainer takes ``--out FOLDER`` and ``--resume``.
+Every trainer takes ``--out FOLDER`` and ``--resume`` and refuses to resume a finished run.
 """
 
 from __future__ import annotations
@@ -30,14 +36,15 @@ import io
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ssl_shared.cli import flag_name
 from ssl_shared.errors import UserError
 from ssl_shared.run_dir import CheckpointStore
 
-RESERVED = ("out", "resume")  # set by the runner for every cell
+RUNNER_SET = ("out", "resume")  # set by the runner for every cell
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,6 @@ class Trainer:
     command: tuple[str, ...]  # after the Python executable, e.g. ("-m", "cut_translation.cli", "train")
     parser: Callable[[], argparse.ArgumentParser]
     completion_file: str  # the trainer's last write of a finished run
-    checkpoints: tuple[str, ...]  # paths (in the run folder) whose presence means "resumable"
     budget_field: str | None
     unit: str  # what the progress counts
     report_kind: str  # "rl" | "translation" | "probe"
@@ -56,7 +62,8 @@ class Trainer:
     progress: Callable[[Path], tuple[int | None, int | None]]  # (done, total) read from the run folder
     thread_field: str | None = None
     extra_flags: tuple[str, ...] = ()  # passed to every run (no progress bars in the logs)
-    field_renames: dict[str, str] = field(default_factory=dict)  # grid field -> trainer field, after a rename
+    launch_options: tuple[str, ...] = ()  # flags of one launch, not settings of the run (refused in grid files)
+    resume_markers: tuple[str, ...] = ()  # besides a CheckpointStore: paths of an older layout the trainer resumes
     finish: Callable[[dict[str, Any], Path, int | None], list[str]] | None = None  # command run after training
     finish_file: str | None = None  # what ``finish`` writes
     wall_time: tuple[str, str] | None = None  # (file, key) of a finished run's training wall time in seconds
@@ -64,18 +71,36 @@ class Trainer:
     # ------------------------------------------------------------------------------------- flags
 
     def actions(self) -> dict[str, argparse.Action]:
-        return {a.dest: a for a in self.parser()._actions if a.option_strings and a.dest != "help"}
+        """The trainer's flags by config field: ``--field-name`` for field ``field_name`` (aliases left out)."""
+        actions: dict[str, argparse.Action] = {}
+        for action in self.parser()._actions:
+            if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
+                continue  # --help, or a hidden (deprecated) spelling of a field
+            if flag_name(action.dest) not in action.option_strings:
+                continue  # an alias stored under another name (ssl-train's --bf16)
+            actions.setdefault(action.dest, action)
+        return actions
+
+    def runner_set(self) -> set[str]:
+        """Fields the runner sets on every command line: ``--out``, ``--resume``, threads and the extra flags."""
+        extra = {flag[2:].replace("-", "_") for flag in self.extra_flags}
+        return {*RUNNER_SET, *extra, *([self.thread_field] if self.thread_field else [])}
 
     def dest(self, name: str, actions: dict[str, argparse.Action] | None = None) -> str:
-        """The trainer field a grid setting names (through ``field_renames`` after a rename)."""
+        """The config field a grid setting names; anything else is a one-line UserError saying what is allowed."""
         actions = self.actions() if actions is None else actions
-        if name in actions:
+        if name in actions and name not in self.launch_options:
             return name
-        renamed = self.field_renames.get(name)
-        if renamed in actions:
-            return renamed
-        allowed = ", ".join(sorted(d for d in actions if d not in RESERVED))
-        raise UserError(f"setting {name!r} is not a flag of {self.name}; allowed: {allowed}")
+        allowed = ", ".join(sorted(d for d in actions if d not in self.runner_set() and d not in self.launch_options))
+        renamed = [a.dest for a in self.parser()._actions
+                   if flag_name(name) in a.option_strings and a.dest != name and a.dest in actions]  # fmt: skip
+        if renamed:
+            raise UserError(f"setting {name!r}: {flag_name(name)} is an old name of {self.name}'s {renamed[0]!r}; "
+                            f"name the field {renamed[0]!r}")  # fmt: skip
+        if name in self.launch_options:
+            raise UserError(f"setting {name!r}: {flag_name(name)} is a launch option of {self.name}, not a setting "
+                            f"of the run; allowed: {allowed}")  # fmt: skip
+        raise UserError(f"setting {name!r} is not a config field of {self.name}; allowed: {allowed}")
 
     def flags(self, settings: dict[str, Any]) -> list[str]:
         """The command-line flags for ``settings``, in the order the trainer's parser declares them."""
@@ -83,7 +108,7 @@ class Trainer:
         by_dest: dict[str, Any] = {}
         for name, value in settings.items():
             dest = self.dest(name, actions)
-            if dest in RESERVED or (self.thread_field and dest == self.dest(self.thread_field, actions)):
+            if dest in self.runner_set():
                 raise UserError(f"setting {name!r} is set by the runner (--out, --resume, --threads-per-job)")
             by_dest[dest] = value
         argv: list[str] = []
@@ -106,7 +131,7 @@ class Trainer:
     def thread_flags(self, threads: int | None) -> list[str]:
         if threads is None or self.thread_field is None:
             return []
-        return _flag(self.actions()[self.dest(self.thread_field)], threads)
+        return _flag(self.actions()[self.thread_field], threads)
 
     # ------------------------------------------------------------------------------------- run state
 
@@ -118,9 +143,10 @@ class Trainer:
         return self.trained(out) and (self.finish_file is None or (out / self.finish_file).is_file())
 
     def has_checkpoint(self, out: Path) -> bool:
-        if any((out / marker).exists() for marker in self.checkpoints):
+        """Whether ``--resume`` can continue the run in ``out``."""
+        if CheckpointStore(out / "checkpoints").latest() is not None:
             return True
-        return CheckpointStore(out / "checkpoints").latest() is not None
+        return any((out / marker).exists() for marker in self.resume_markers)
 
     def commands(self, settings: dict[str, Any], out: Path, threads: int | None) -> tuple[list[list[str]], bool]:
         """The commands that bring an unfinished run to done, and whether training resumes a checkpoint."""
@@ -140,6 +166,8 @@ def _flag(action: argparse.Action, value: Any) -> list[str]:
     """Command-line words that make ``action`` parse ``value``."""
     flag = action.option_strings[0]
     if isinstance(action, argparse.BooleanOptionalAction):
+        if not isinstance(value, bool):
+            raise UserError(f"setting {action.dest!r}: got {value!r}; allowed: true or false")
         positive = [s for s in action.option_strings if not s.startswith("--no-")]
         negative = [s for s in action.option_strings if s.startswith("--no-")]
         return [positive[0] if value else negative[0]]
@@ -179,38 +207,40 @@ def _last(path: Path, column: str) -> int | None:
     return max(values) if values else None
 
 
-def _config_value(out: Path, *keys: str) -> int | None:
-    path = out / "config.json"
-    if not path.is_file():
-        return None
+def _config(out: Path) -> dict[str, Any]:
+    """The run's ``config.json`` (empty while it is not written yet or half-written)."""
     try:
-        value: Any = json.loads(path.read_text())
-        for key in keys:
-            value = value[key]
-        return int(value)
-    except (ValueError, KeyError, TypeError):
-        return None
+        value = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _curl_progress(out: Path) -> tuple[int | None, int | None]:
-    total = _config_value(out, "steps")
-    return _last(out / "eval.csv", "env_step"), total if total is not None else _config_value(out, "env_steps")
+    return _last(out / "eval.csv", "env_step"), _int_or_none(_config(out).get("env_steps"))
 
 
 def _cut_progress(out: Path) -> tuple[int | None, int | None]:
-    return _last(out / "losses.csv", "iteration"), _config_value(out, "total_iters")
+    return _last(out / "losses.csv", "iteration"), _int_or_none(_config(out).get("total_iters"))
 
 
 def _ssl_progress(out: Path) -> tuple[int | None, int | None]:
+    config = _config(out)
+    if config.get("probe_only"):
+        return None, 0  # no training step: the probe is the whole run
     last = _last(out / "train.csv", "step")
-    return (None if last is None else last + 1), _config_value(out, "steps")
+    return (None if last is None else last + 1), _int_or_none(config.get("steps"))
 
 
 # ----------------------------------------------------------------------------------------- parsers
 
 
 def _curl_parser() -> argparse.ArgumentParser:
-    from curl_agents.train import build_parser
+    from curl_agents.run_config import build_parser
 
     return build_parser()
 
@@ -222,19 +252,16 @@ def _cut_parser() -> argparse.ArgumentParser:
 
 
 def _ssl_parser() -> argparse.ArgumentParser:
-    """``ssl_shared.train``'s flags: one ``--field-name`` per ``TrainerConfig`` field, as its ``parse_args`` makes."""
-    from ssl_shared.cli import add_dataclass_options
-    from ssl_shared.train import TrainerConfig
+    from ssl_shared.train import build_parser
 
-    parser = argparse.ArgumentParser(prog="python -m ssl_shared.train")
-    add_dataclass_options(parser, TrainerConfig)
-    return parser
+    return build_parser()
 
 
 def _cut_evaluate(settings: dict[str, Any], out: Path, threads: int | None) -> list[str]:
     """Paired metrics (and FID/KID with Inception weights) of the trained generator on the test split."""
     command = [sys.executable, "-m", "cut_translation.cli", "evaluate", "--checkpoint", str(out),
-               "--data", str(settings["data"]), "--json", str(out / "eval.json")]  # fmt: skip
+               "--data", str(settings["data"]), "--json", str(out / "eval.json"),
+               "--device", str(settings.get("device", "auto"))]  # fmt: skip
     if threads is not None:
         command += ["--threads", str(threads)]
     if settings.get("inception_weights"):
@@ -248,15 +275,15 @@ TRAINERS: dict[str, Trainer] = {
         command=("-m", "curl_agents.train"),
         parser=_curl_parser,
         completion_file="summary.json",
-        checkpoints=("checkpoints/latest",),
-        budget_field="steps",
+        budget_field="env_steps",
         unit="env steps",
         report_kind="rl",
         data_files=("eval.csv", "config.json", "summary.json", "launches.json"),
         progress=_curl_progress,
-        thread_field="torch_threads",
+        thread_field="threads",
         extra_flags=("--no-progress",),
-        field_renames={"steps": "env_steps", "torch_threads": "threads"},
+        launch_options=("preset", "resume_without_replay"),
+        resume_markers=("checkpoints/latest/model.zip",),
         wall_time=("summary.json", "wall_time_s"),
     ),
     "cut_translation.cli": Trainer(
@@ -264,7 +291,6 @@ TRAINERS: dict[str, Trainer] = {
         command=("-m", "cut_translation.cli", "train"),
         parser=_cut_parser,
         completion_file="summary.json",
-        checkpoints=("checkpoints/latest.pt",),
         budget_field=None,
         unit="iterations",
         report_kind="translation",
@@ -279,12 +305,13 @@ TRAINERS: dict[str, Trainer] = {
         command=("-m", "ssl_shared.train"),
         parser=_ssl_parser,
         completion_file="probe.json",
-        checkpoints=("checkpoint.pt",),
         budget_field="steps",
         unit="steps",
         report_kind="probe",
         data_files=("probe.json", "config.json", "launches.json"),
         progress=_ssl_progress,
+        thread_field="threads",
+        launch_options=("stop_after",),
     ),
 }
 
