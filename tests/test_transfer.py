@@ -17,7 +17,7 @@ from curl_agents.algorithms import ALGORITHMS
 from curl_agents.envs import make_env
 from cut_translation.transfer import pipeline
 from cut_translation.transfer.agents import agent_settings
-from cut_translation.transfer.frames import SmoothedRandomPolicy, render_state
+from cut_translation.transfer.frames import SmoothedRandomPolicy, render_state, rollout
 from cut_translation.transfer.stats import bootstrap_mean, bootstrap_share
 from ssl_shared.errors import UserError
 
@@ -112,6 +112,21 @@ def test_paired_test_frames_render_the_same_state() -> None:
     for action in np.random.default_rng(0).uniform(-1, 1, (3, 1)).astype(np.float32):
         obs = source.step(action)[0]
     np.testing.assert_array_equal(render_state(other, source.unwrapped.physics.get_state()), obs[-3:])
+
+
+@pytest.mark.render
+def test_rollout_keeps_every_nth_frame_across_episodes() -> None:
+    env = make_env("cartpole-swingup", image_size=32, episode_length=24, seed=0)  # 3 agent steps: 4 frames
+    constant = lambda obs: np.full((1,), 0.5, np.float32)  # noqa: E731
+    frames = list(rollout(env, [constant], 3, iter([11, 12, 13]), stride=2))
+    expected = []
+    for seed in (11, 12):  # written out: frames 0 and 2 of each episode
+        obs, _ = env.reset(seed=seed)
+        episode = [obs[-3:]] + [env.step(constant(None))[0][-3:] for _ in range(3)]
+        expected += episode[::2]
+    assert len(frames) == 3
+    for got, want in zip(frames, expected):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_smoothed_random_policy_follows_its_formula() -> None:

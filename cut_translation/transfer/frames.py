@@ -13,7 +13,7 @@ size the agents see. Actions while collecting (``policy``): ``random``, a smooth
 (``a_t = clip(0.7 a_{t-1} + 0.3 * 2 u_t, -1, 1)``, ``u_t ~ N(0, I)``, the dmc-restyle rollouts), or
 ``agent``, the agents' own sampled actions on what they see in that look (episode ``e`` uses agent
 ``e mod n``). No reward is used. The test states come from episodes in the training-look env with the same
-policy; the target-look image of a state is rendered by a second env of the same task whose physics is set
+policy, every 8th frame; the target-look image of a state is rendered by a second env of the same task whose physics is set
 to that state. Episode seeds are drawn from independent streams per split (``numpy.random.SeedSequence``),
 so the splits never share an episode.
 
@@ -43,6 +43,7 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 POLICIES = ("random", "agent")
 ACTION_SMOOTHING = 0.7  # cut_translation.restyle.RolloutConfig.action_smoothing
+TEST_STRIDE = 8  # test states: every 8th frame of an episode, so the pairs cover whole episodes
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class FrameSetSpec:
     policy: str
     seed: int
     agent_models: tuple[str, ...]  # model files whose actions are used (policy "agent")
+    test_stride: int = TEST_STRIDE  # keep every n-th frame of an episode as a test state
 
 
 class SmoothedRandomPolicy:
@@ -103,19 +105,26 @@ def render_state(env: gym.Env, state: np.ndarray) -> np.ndarray:
 
 
 def rollout(
-    env: gym.Env, policies: Sequence[Callable[[np.ndarray], np.ndarray]], count: int, seeds: Iterator[int]
+    env: gym.Env,
+    policies: Sequence[Callable[[np.ndarray], np.ndarray]],
+    count: int,
+    seeds: Iterator[int],
+    stride: int = 1,
 ) -> Iterator[np.ndarray]:
-    """Newest frames of episodes (reset frame, then one per step) until ``count``; episode e acts with policy e % n."""
+    """Newest frames of episodes (reset frame, then one per step; every ``stride``-th of them) until ``count``;
+    episode e acts with policy e % n."""
     produced, episode = 0, 0
     while produced < count:
         policy = policies[episode % len(policies)]
         getattr(policy, "reset", lambda: None)()
         obs, _ = env.reset(seed=next(seeds))
         episode += 1
-        done = False
+        done, index = False, 0
         while True:
-            yield obs[-3:]
-            produced += 1
+            if index % stride == 0:
+                yield obs[-3:]
+                produced += 1
+            index += 1
             if done or produced >= count:
                 break
             obs, _, terminated, truncated, _ = env.step(policy(obs))
@@ -169,7 +178,8 @@ def collect_frames(
             for i, frame in enumerate(rollout(env, policies, spec.frames_per_look, episode_seeds(spec.seed, stream))):
                 _save(frame, partial / split / f"{i:06d}.png")
                 bar.update(1)
-        for i, frame in enumerate(rollout(train_env, policies, spec.test_pairs, episode_seeds(spec.seed, 2))):
+        test_frames = rollout(train_env, policies, spec.test_pairs, episode_seeds(spec.seed, 2), spec.test_stride)
+        for i, frame in enumerate(test_frames):
             state = train_env.unwrapped.physics.get_state().copy()
             _save(frame, partial / "testB" / f"{i:06d}.png")
             _save(render_state(target_env, state), partial / "testA" / f"{i:06d}.png")

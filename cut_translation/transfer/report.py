@@ -171,7 +171,13 @@ def write_markdown(path: Path, info: Mapping[str, Any]) -> str:
         mean, mean_ci = _ci(row["return"])
         share, share_ci = _ci(row["share"], percent=True)
         lines.append(f"| {row['condition']} | {row['agents']} | {mean} | {mean_ci} | {share} | {share_ci} |")
-    lines += ["", "![returns](returns.png)", "", "## Cost per agent step (milliseconds, this machine)", ""]
+    lines += [
+        "",
+        "![returns](returns.png)",
+        "",
+        "## Cost per agent step (wall milliseconds on this machine, during the evaluation)",
+        "",
+    ]
     lines += [
         "| condition | simulation + render | translation per frame | policy | step as the agent sees it |",
         "|---|---|---|---|---|",
