@@ -266,7 +266,7 @@ def stage_evaluate(
             if translator is not None and translator not in generators:
                 generators[translator] = load_generator(out / "translators" / translator, device)
             key = {
-                "agent": str(agent.model_path.resolve()),
+                "agent": str(agent.model_path),
                 "look": look,
                 "seeds": seeds,
                 "translator": None
@@ -355,7 +355,7 @@ def run(
         test_pairs=config.test_pairs,
         policy=config.collect_policy,
         seed=config.seed,
-        agent_models=tuple(str(a.model_path.resolve()) for a in agents) if config.collect_policy == "agent" else (),
+        agent_models=tuple(str(a.model_path) for a in agents) if config.collect_policy == "agent" else (),
     )
     collect_frames(out / "frames", spec, agents, lambda agent: load_policy(agent, device), progress=progress)
     clock.add("frames", time.time() - start)
