@@ -132,6 +132,7 @@ def test_vec_wrapper_translates_each_frame_once_also_across_auto_resets() -> Non
     assert len(translator.calls) == 1 + 7  # one batched call per reset / step
 
 
+@pytest.mark.filterwarnings("ignore:Evaluation environment is not wrapped with a ``Monitor``")
 def test_evaluate_policy_and_a_saved_agent_work_behind_the_translator(tmp_path) -> None:
     env = _env(seed=1)
     model = ALGORITHMS["rad"]("CnnPolicy", env, image_size=SIZE - 4, buffer_size=10, policy_kwargs=TINY_POLICY, seed=0)
