@@ -66,9 +66,9 @@ class RunConfig:
     seed: int = 1  # seeds weights, exploration, augmentation and the training episodes
     device: str = "auto"  # auto | cpu | cuda | cuda:N (auto: the first GPU, else the CPU)
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where device and algorithm support it
-    fused_encoder_step: bool = (
-        False  # one encoder pass and one backward for critic + auxiliary loss (not the paper's order)
-    )
+    fused_encoder_step: bool = False  # one encoder pass + one backward for critic and aux loss (not the paper's)
+    look: str = "default"  # scene look of the training env (curl_agents.looks: default, restyled, color_shift_0.5)
+    color_augment: Literal["none", "random_conv", "color_jitter"] = "none"  # extra colour-augmented critic views
     action_repeat: int | None = None  # env steps per agent step; unset: the task's PlaNet value, else 1
     lr: float | None = None  # learning rate; unset: the algorithm's rate for the task (CURL cheetah 2e-4)
     batch_size: int | None = None  # transitions per gradient step; unset: the algorithm's (CURL 512)
@@ -343,6 +343,9 @@ def _check_names(cfg: RunConfig) -> None:
         raise UserError(f"--env: unknown task {cfg.env!r}; allowed: {', '.join(tasks)}")
     if not isinstance(cfg.aux_kwargs, dict):
         raise UserError(f"--aux-kwargs: got {cfg.aux_kwargs!r}; allowed: a JSON object")
+    from curl_agents.looks import check_look
+
+    check_look(cfg.look, flag="--look")
 
 
 def _check_aux(cfg: RunConfig) -> None:
@@ -362,6 +365,10 @@ def _check_aux(cfg: RunConfig) -> None:
         raise UserError(f"--aux-kwargs: unknown keys {unknown} for --aux {cfg.aux}; allowed: {allowed_keys}")
     if cfg.aux == "ssl_method":
         _check_ssl_method(cfg.aux_kwargs)
+    if cfg.color_augment != "none" and not is_pixel(cfg):
+        raise UserError(
+            f"--color-augment {cfg.color_augment}: --algo {cfg.algo} sees states, not pixels; allowed: none"
+        )
     if cfg.fused_encoder_step and cfg.aux == "none":
         raise UserError(
             f"--fused-encoder-step: --algo {cfg.algo} with --aux none has no auxiliary loss to fuse; "
@@ -460,6 +467,8 @@ def model_kwargs(cfg: RunConfig) -> dict[str, Any]:
         kwargs["precision"] = cfg.precision
     if cfg.fused_encoder_step:
         kwargs["fused_encoder_step"] = True
+    if cfg.color_augment != "none":
+        kwargs["color_augment"] = cfg.color_augment
     if not is_pixel(cfg):
         return dict(kwargs, policy_kwargs={"net_arch": [cfg.hidden_dim, cfg.hidden_dim]})
     policy_kwargs = dict(

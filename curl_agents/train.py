@@ -129,6 +129,7 @@ def make_task_env(cfg: RunConfig, seed: int) -> gym.Env:
         frame_stack=cfg.frame_stack,
         seed=seed,
         episode_length=cfg.episode_env_steps,
+        look=cfg.look,
     )
 
 

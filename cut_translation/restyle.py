@@ -38,6 +38,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from curl_agents.looks import SUITE_TEXTURES, Style, object_id
+from curl_agents.looks import apply_style as looks_apply_style
+from curl_agents.looks import floor_texture as floor_texture  # re-exported: the style's texture helpers
+from curl_agents.looks import recolour_sky as recolour_sky
 from ssl_shared.cli import (
     OneLineArgumentParser,
     add_dataclass_options,
@@ -54,27 +58,6 @@ MIN_SIZE, MAX_SIZE = 64, 256
 DEFAULT_TASKS: tuple[str, ...] = ("cheetah-run", "walker-walk", "cartpole-swingup")
 ALLOWED_GL = ("egl", "osmesa", "glfw")
 SPLITS = ("trainA", "trainB", "testA", "testB")
-
-
-@dataclass(frozen=True)
-class Style:
-    """The look of domain B. Colours are RGB in [0, 1]."""
-
-    floor_rgb1: tuple[float, float, float] = (0.78, 0.52, 0.30)  # terracotta
-    floor_rgb2: tuple[float, float, float] = (0.93, 0.84, 0.62)  # sand
-    floor_cells: int = 6  # checker cells per texture side (default look: 2 cells with edge lines)
-    floor_jitter: float = 0.08  # per-cell brightness jitter, fraction
-    floor_reflectance: float = 0.0  # default look: 0.2
-    sky_top: tuple[float, float, float] = (0.95, 0.55, 0.30)  # sunset orange (default: light blue)
-    sky_bottom: tuple[float, float, float] = (0.20, 0.08, 0.25)  # dusk purple (default: black)
-    sky_marks: tuple[float, float, float] = (1.0, 0.9, 0.6)
-    body_rgba: tuple[float, float, float, float] = (0.15, 0.55, 0.50, 1.0)  # teal (default: tan)
-    effector_rgba: tuple[float, float, float, float] = (0.10, 0.35, 0.60, 1.0)
-    decoration_rgba: tuple[float, float, float, float] = (0.85, 0.80, 0.20, 1.0)
-    target_rgba: tuple[float, float, float, float] = (0.20, 0.70, 0.20, 1.0)
-    light_tint: tuple[float, float, float] = (1.0, 0.80, 0.60)  # multiplies light and headlight colour
-    light_scale: float = 0.85
-    pattern_seed: int = 1234  # fixed: the style is one look, not a random draw per benchmark
 
 
 @dataclass(frozen=True)
@@ -151,103 +134,16 @@ def require_headless_gl() -> None:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Restyling a compiled model
-
-
-def _texture_view(model: Any, name: str) -> np.ndarray:
-    """The texels of texture ``name`` as a writable (height, width, channels) view of ``model.tex_data``."""
-    tex_id = model.name2id(name, "texture")
-    h, w, c = int(model.tex_height[tex_id]), int(model.tex_width[tex_id]), int(model.tex_nchannel[tex_id])
-    start = int(model.tex_adr[tex_id])
-    return model.tex_data[start : start + h * w * c].reshape(h, w, c)
-
-
-def floor_texture(height: int, width: int, channels: int, style: Style) -> np.ndarray:
-    """A checker of ``style.floor_cells`` cells per side with per-cell brightness jitter, uint8."""
-    rng = np.random.default_rng(style.pattern_seed)
-    cells = style.floor_cells
-    jitter = 1.0 + style.floor_jitter * rng.uniform(-1.0, 1.0, size=(cells, cells))
-    rows = np.arange(height) * cells // height
-    cols = np.arange(width) * cells // width
-    parity = (rows[:, None] + cols[None, :]) % 2
-    colours = np.where(parity[..., None] == 0, style.floor_rgb1, style.floor_rgb2)
-    shade = jitter[rows[:, None], cols[None, :]][..., None]
-    rgb = np.clip(colours * shade * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if channels == 4:
-        rgb = np.concatenate([rgb, np.full((height, width, 1), 255, np.uint8)], axis=-1)
-    return rgb[..., :channels]
-
-
-def recolour_sky(texels: np.ndarray, style: Style) -> np.ndarray:
-    """Map the default gradient sky (blend of rgb1 and black, white random marks) to the style's colours.
-
-    The blend weight of the top colour is read from the brightest channel relative to its maximum over
-    the non-mark texels; the marks (pure white) get ``style.sky_marks``.
-    """
-    rgb = texels[..., :3].astype(np.float64)
-    marks = np.all(texels[..., :3] == 255, axis=-1)
-    brightness = rgb.max(axis=-1)
-    top = brightness[~marks].max() if np.any(~marks) else 255.0
-    weight = np.clip(brightness / max(top, 1.0), 0.0, 1.0)[..., None]
-    out = weight * np.asarray(style.sky_top) + (1.0 - weight) * np.asarray(style.sky_bottom)
-    out[marks] = style.sky_marks
-    result = texels.copy()
-    result[..., :3] = np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return result
-
-
-def _object_id(model: Any, name: str, kind: str) -> int:
-    """MuJoCo id of the named texture/material, -1 if the model has none of that name."""
-    import mujoco
-
-    obj = {"texture": mujoco.mjtObj.mjOBJ_TEXTURE, "material": mujoco.mjtObj.mjOBJ_MATERIAL}[kind]
-    return int(mujoco.mj_name2id(model.ptr, obj, name))
-
-
-def _set_material(model: Any, names: Sequence[str], rgba: Sequence[float]) -> None:
-    for name in names:
-        mat_id = _object_id(model, name, "material")
-        if mat_id >= 0:
-            model.mat_rgba[mat_id] = rgba
+# Restyling a compiled model (the look lives in curl_agents.looks, where make_env(look="restyled") uses it)
 
 
 def apply_style(physics: Any, style: Style) -> None:
-    """Restyle ``physics``'s model in place (colours, textures, lights) and upload the new textures.
-
-    Geometry, masses, cameras and light positions are untouched. Requires the suite's common assets
-    (textures 'grid' and 'skybox'); ``UserError`` naming the missing one otherwise.
-    """
-    import mujoco
-
-    model = physics.model
-    for name in ("grid", "skybox"):
-        if _object_id(model, name, "texture") < 0:
+    """Restyle ``physics``'s model in place (:func:`curl_agents.looks.apply_style`); ``UserError`` naming
+    ``--tasks`` when the task's model lacks the suite textures 'grid' or 'skybox'."""
+    for name in SUITE_TEXTURES:
+        if object_id(physics.model, name, "texture") < 0:
             raise UserError(f"--tasks: dmc-restyle needs the suite texture {name!r}, which this task's model lacks")
-    floor = _texture_view(model, "grid")
-    floor[...] = floor_texture(*floor.shape, style)
-    sky = _texture_view(model, "skybox")
-    sky[...] = recolour_sky(sky, style)
-    floor_material = _object_id(model, "grid", "material")
-    if floor_material >= 0:
-        model.mat_reflectance[floor_material] = style.floor_reflectance
-
-    _set_material(model, ("self", "self_default", "self_highlight"), style.body_rgba)
-    _set_material(model, ("effector", "effector_default", "effector_highlight"), style.effector_rgba)
-    _set_material(model, ("decoration",), style.decoration_rgba)
-    _set_material(model, ("target", "target_default", "target_highlight"), style.target_rgba)
-    no_material = model.geom_matid < 0
-    model.geom_rgba[no_material, :3] = style.body_rgba[:3]
-
-    tint = np.asarray(style.light_tint) * style.light_scale
-    model.light_diffuse[:] = model.light_diffuse * tint
-    model.light_specular[:] = model.light_specular * tint
-    model.vis.headlight.diffuse[:] = np.asarray(model.vis.headlight.diffuse) * tint
-    model.vis.headlight.ambient[:] = np.asarray(model.vis.headlight.ambient) * tint
-
-    contexts = physics.contexts  # created on first access
-    with contexts.gl.make_current() as ctx:
-        for name in ("grid", "skybox"):
-            ctx.call(mujoco.mjr_uploadTexture, model.ptr, contexts.mujoco.ptr, model.name2id(name, "texture"))
+    looks_apply_style(physics, style)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from torch.nn import functional as F
 
+from curl_agents.algorithms.color_augment import add_color_views, check_color_augment
 from curl_agents.policies import CnnPolicy, CurlActor, CurlCritic, CurlSACPolicy
 from ssl_shared.augment.crop import center_crop
 from ssl_shared.errors import NonFiniteLossError
@@ -130,6 +131,8 @@ class PixelSAC(OffPolicyAlgorithm):
             (encoder and Q heads) and one of the objective's head-only optimizer. It saves one encoder
             forward and backward per gradient step; the auxiliary loss then sees the encoder before the
             critic step (and the key encoder before that step's EMA), not after it. Needs an objective.
+        color_augment: ``"none"``, or ``"random_conv"`` / ``"color_jitter"``: the critic also trains on a
+            colour-augmented copy of each view (SVEA's objective; :mod:`curl_agents.algorithms.color_augment`).
         replay_buffer_class / replay_buffer_kwargs: default
             :class:`curl_agents.replay.FrameReplayBuffer` (each frame stored once, sampled on the device).
         policy_kwargs: forwarded to the policy (``feature_dim``, ``hidden_dim``, ...); entries missing
@@ -184,6 +187,7 @@ class PixelSAC(OffPolicyAlgorithm):
         aux_weight: float = 1.0,
         precision: str = "fp32",
         fused_encoder_step: bool = False,
+        color_augment: str = "none",
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
@@ -195,6 +199,7 @@ class PixelSAC(OffPolicyAlgorithm):
         _init_setup_model: bool = True,
     ) -> None:
         _check_positive_int("actor_update_freq", actor_update_freq)
+        check_color_augment(color_augment)
         _check_positive_int("target_update_interval", target_update_interval)
         if not init_temperature > 0:
             raise ValueError(f"init_temperature must be > 0, got {init_temperature}")
@@ -243,6 +248,7 @@ class PixelSAC(OffPolicyAlgorithm):
         self.aux_kwargs = {**base_aux_kwargs, **(aux_kwargs or {})}
         self.aux_lr = aux_lr
         self.aux_weight = aux_weight
+        self.color_augment = color_augment
         self.aux_objective: torch.nn.Module | None = None
         self.precision = precision
         self.fused_encoder_step = bool(fused_encoder_step)
@@ -475,7 +481,9 @@ class PixelSAC(OffPolicyAlgorithm):
     ) -> None:
         """One gradient step (critic; actor and temperature; target EMA; aux), appending to ``logs``."""
         data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-        views = self.make_views(data.observations, data.next_observations)
+        views = add_color_views(
+            self.make_views(data.observations, data.next_observations), self.color_augment, self.aug_generator
+        )
         fused = self.fused_encoder_step and self.aux_objective is not None
         if fused:
             for key, value in self._update_critic_and_aux_fused(views, data).items():

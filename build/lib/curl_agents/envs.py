@@ -60,6 +60,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from curl_agents.looks import apply_look, check_look
 from curl_agents.presets import PLANET_PRESETS, default_camera
 
 _MAX_ACTION_BOUND = 1e6  # tasks with larger action bounds (lqr: 1e10) cannot be mapped from [-1, 1]
@@ -326,6 +327,7 @@ def make_env(
     seed: int | None = None,
     episode_length: int = 1000,
     render_backend_check: bool = True,
+    look: str = "default",
 ) -> gym.Env:
     """Build the gymnasium env for the dm_control suite task ``env_id`` (``"domain-task"``).
 
@@ -345,6 +347,10 @@ def make_env(
             of ``action_repeat``.
         render_backend_check: render one frame at construction so that a missing MuJoCo backend
             fails here with instructions (pixel variant only).
+        look: a name of ``curl_agents.looks.LOOKS`` (colours, textures and lights of the scene; geometry,
+            dynamics and camera are the same in every look), applied once after construction and kept as
+            ``env.look``. Through gymnasium: ``gymnasium.make("curl_agents/cartpole-swingup-v0",
+            look="color_shift_1.0")``, which records it in ``env.spec.kwargs``.
 
     Raises:
         ValueError: unknown domain/task (the message lists the valid names) or bad arguments.
@@ -359,7 +365,8 @@ def make_env(
         action_repeat = preset.action_repeat if preset is not None else 1
     if camera_id is None:
         camera_id = preset.camera_id if preset is not None else default_camera(domain)
-    return DMCEnv(
+    check_look(look)
+    env = DMCEnv(
         domain,
         task,
         from_pixels=from_pixels,
@@ -371,6 +378,9 @@ def make_env(
         episode_length=episode_length,
         render_backend_check=render_backend_check,
     )
+    apply_look(env.physics, look)
+    env.look = look
+    return env
 
 
 def gym_id(env_id: str, *, from_pixels: bool = True) -> str:

@@ -18,19 +18,24 @@ Run folder (``--out``)::
     tb/                 TensorBoard scalars against env steps (time/agent_steps holds the agent step)
     checkpoints/        step-<env step>/ {model.zip, state.pt, replay.pkl, manifest.json} + latest.txt
     learning_curve.png, final_eval.gif (first final evaluation episode, rendered at video_size),
-    final_model.zip, summary.json, FAILED.txt (only after a non-finite loss)
+    final_model.zip, FAILED.txt (only after a non-finite loss)
+    summary.json        written last, after the final checkpoint: the run reached --env-steps
 
 Checkpoints (:class:`ssl_shared.run_dir.CheckpointStore`) are written to a temporary folder that is
 renamed into place before the pointer ``latest.txt`` moves, so a run killed at any instant keeps a
 complete checkpoint; the next start removes what the killed write left. One is written after the
-initial evaluation (env step 0), every ``checkpoint_every_env_steps`` and at the end.
+initial evaluation (env step 0), every ``checkpoint_every_env_steps`` and at the end (after the final
+evaluation and outputs, before ``summary.json``; a run stopped in between is finished by ``--resume``,
+which then only writes ``summary.json`` from the final ``eval.csv`` row).
 
 ``--resume`` continues the run in ``--out`` from its latest checkpoint: weights, optimizers,
 temperature, step counters, the RNG states (torch, numpy, python, augmentation, action sampling) and
 the replay buffer, which is saved with every checkpoint by default (its size on disk is printed at
 start). Training-env episodes are seeded by episode index, so a resumed run ends exactly where an
 uninterrupted one would: same weights, same ``eval.csv`` (truncated to the checkpoint, then
-continued), TensorBoard events past the checkpoint purged. A checkpoint without a replay buffer
+continued), TensorBoard events past the checkpoint purged. A finished run (``summary.json``) is
+not resumed: ``--resume`` refuses it unless a larger ``--env-steps`` extends it (``summary.json`` is then
+removed until the new end). A checkpoint without a replay buffer
 (``--no-save-replay``) is resumed only with ``--resume-without-replay``, which starts an empty buffer
 and collects ``init_agent_steps`` random-action agent steps again (a different run from then on; the
 fact is written to ``config.json``, ``launches.json`` and the next ``eval.csv`` note).
@@ -124,6 +129,7 @@ def make_task_env(cfg: RunConfig, seed: int) -> gym.Env:
         frame_stack=cfg.frame_stack,
         seed=seed,
         episode_length=cfg.episode_env_steps,
+        look=cfg.look,
     )
 
 
@@ -253,6 +259,17 @@ def read_saved_config(out: Path) -> dict[str, Any]:
     if not isinstance(saved, dict):
         raise UserError(f"--resume: {path} does not hold a JSON object; restore it or start a new run")
     return saved
+
+
+def finished_env_steps(out: Path) -> int | None:
+    """The env steps a finished run reached (``summary.json``), or None when the run is not finished."""
+    path = out / "summary.json"
+    if not path.is_file():
+        return None
+    try:
+        return int(json.loads(path.read_text())["env_steps"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"--resume: {path} cannot be read ({err}); restore it or start a new run") from err
 
 
 def _remove_write_leftovers(out: Path) -> list[Path]:
@@ -422,11 +439,15 @@ class Trainer:
         return self.store.latest()
 
     def run(self) -> dict[str, Any]:
-        """Train to the budget with evaluations and checkpoints on their schedule, then the final outputs."""
+        """Train to the budget with evaluations and checkpoints on their schedule, then the final evaluation,
+        outputs and checkpoint, and ``summary.json`` last. Resumed from the final checkpoint (a run stopped
+        before its summary), it only writes the summary, from the final ``eval.csv`` row."""
         from tqdm import tqdm
 
         from curl_agents.callbacks import EnvStepProgressBar
 
+        if self.finished:
+            return self._write_summary(self._final_row_return())
         cfg = self.cfg
         bar = tqdm(
             total=self.total_agent_steps * self.repeat,
@@ -456,9 +477,9 @@ class Trainer:
             raise
         final = self.evaluate(record=cfg.video)
         bar.close()
-        summary = self._write_final_outputs(final)
+        self._write_final_outputs(final)
         self.save()
-        return summary
+        return self._write_summary(final.mean)
 
     # ------------------------------------------------------------------------------ outputs
     def _can_render_video(self) -> bool:
@@ -470,7 +491,8 @@ class Trainer:
         size = self.cfg.video_size
         return env.physics.render(size, size, camera_id=env.camera_id)
 
-    def _write_final_outputs(self, final: Any) -> dict[str, Any]:
+    def _write_final_outputs(self, final: Any) -> None:
+        """``final_model.zip``, ``learning_curve.png`` and ``final_eval.gif`` (before the final checkpoint)."""
         from curl_agents.callbacks import plot_learning_curve, save_gif
 
         cfg, out = self.cfg, self.out
@@ -480,14 +502,24 @@ class Trainer:
         plot_learning_curve(out / "eval.csv", out / "learning_curve.png", title=f"{cfg.algo} {cfg.env} seed {cfg.seed}")
         if cfg.video and final.frames:
             save_gif(final.frames, out / "final_eval.gif")
+
+    def _write_summary(self, final_mean_return: float) -> dict[str, Any]:
+        """``summary.json``, the run's last write: its presence means the run reached its budget."""
         summary = {
-            "final_mean_return": final.mean,
+            "final_mean_return": final_mean_return,
             "env_steps": self.env_step,
             "agent_steps": self.model.num_timesteps,
             "wall_time_s": round(self.wall_time(), 1),
         }
-        atomic_write_json(out / "summary.json", summary)
+        atomic_write_json(self.out / "summary.json", summary)
         return summary
+
+    def _final_row_return(self) -> float:
+        """The mean return of the final evaluation, read back from ``eval.csv`` (its last row, at this step)."""
+        rows = self.eval_csv.rows()
+        if not rows or int(rows[-1]["env_step"]) != self.env_step:
+            raise RuntimeError(f"{self.eval_csv.path}: no final evaluation row at env step {self.env_step}")
+        return float(rows[-1]["mean_return"])
 
     def describe(self, sources: dict[str, str]) -> list[str]:
         """Lines printed at start: the budget, the resolved settings and the replay's size on disk."""
@@ -534,6 +566,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         checkpoint = adopt_legacy_checkpoint(store, checkpoint, checkpoint.agent_step * cfg.action_repeat)
     prepare_run_dir(out, resume=args.resume, store=store, run_markers=[f"checkpoints/{LEGACY_CHECKPOINT}"])
     _remove_write_leftovers(out)
+    (out / "summary.json").unlink(missing_ok=True)  # written again when this launch reaches --env-steps
     atomic_write_json(out / "config.json", {**asdict(cfg), "sources": plan.sources, **extra})
     launch: dict[str, Any] = {"resume": args.resume}
     if checkpoint is not None:
@@ -564,11 +597,17 @@ def _check_resume(
     if saved_cfg.precision == "auto":  # written before precision was resolved
         saved_cfg = replace(saved_cfg, precision=cfg.precision)
     check_resume_config(asdict(saved_cfg), asdict(cfg), ignore=CHANGEABLE_ON_RESUME, source=str(out / "config.json"))
+    finished_at = finished_env_steps(out)
+    if finished_at is not None and cfg.env_steps <= finished_at:
+        raise UserError(
+            f"--resume: the run in {out} is finished (summary.json at env step {finished_at}), so --env-steps "
+            f"{cfg.env_steps} leaves nothing to do; allowed: a larger --env-steps to continue it"
+        )
     checkpoint = inspect_checkpoint(folder)
     env_step = checkpoint.agent_step * cfg.action_repeat
-    if checkpoint.agent_step >= math.ceil(cfg.env_steps / cfg.action_repeat):
+    if checkpoint.agent_step > math.ceil(cfg.env_steps / cfg.action_repeat):
         raise UserError(
-            f"--resume: the run in {out} already reached --env-steps {cfg.env_steps} (checkpoint at env step "
+            f"--resume: the run in {out} already went past --env-steps {cfg.env_steps} (checkpoint at env step "
             f"{env_step}); allowed: a larger --env-steps to continue it"
         )
     extra = {k: v for k, v in saved.items() if k not in plan.sources and k != "sources"}

@@ -17,10 +17,11 @@ versions and hardware of each launch), ``losses.csv`` (every ``log_every`` itera
 (collapse monitor, every ``sample_every``), ``fid.csv`` (when Inception weights are given), ``tb/``
 (TensorBoard), ``samples/iter_XXXXXXX.png`` (rows: fixed test images; columns: input | output | ground
 truth when the test split has pairs), ``checkpoints/`` (:mod:`cut_translation.checkpoint`) and
-``summary.json``.
+``summary.json``, written last (after the final checkpoint): its presence means the run is finished.
 
 A new run refuses a folder that holds one; ``resume=True`` continues from the latest checkpoint and
-refuses settings that differ from the saved ones, except :data:`CHANGEABLE_ON_RESUME`. The CSV logs
+refuses settings that differ from the saved ones, except :data:`CHANGEABLE_ON_RESUME`, and refuses a
+finished run unless a larger ``iters`` extends it (``summary.json`` is removed until the new end). The CSV logs
 are cut back to the checkpoint's iteration and TensorBoard purges later events, so a resumed run's logs
 continue without gaps or duplicates.
 
@@ -383,6 +384,12 @@ class Trainer:
         self.schedule = LrSchedule(
             c.iters or (mc.n_epochs + mc.n_epochs_decay) * self.iters_per_epoch, mc.n_epochs, mc.n_epochs_decay
         )
+        finished = (self.out / "summary.json").is_file()
+        if self.meta is not None and finished and self.meta["iteration"] >= self.total_iters:
+            raise UserError(
+                f"--resume: the run in {self.out} is finished (summary.json, iteration {self.meta['iteration']} of "
+                f"{self.total_iters}); nothing to resume; allowed: a larger --iters to continue it"
+            )
         self.inception = None
         if c.inception_weights:
             from cut_translation.inception import load_feature_extractor
@@ -562,6 +569,7 @@ class Trainer:
 
         c = self.config
         total = self.total_iters
+        (self.out / "summary.json").unlink(missing_ok=True)  # written again when this launch reaches the end
         record_launch(self.out, resumed_from=self.start_iter, device=str(self.device))
         atomic_write_json(self.out / "config.json", self.resolved_config())
         logs = {name: CsvLog(self.out / f"{name}.csv", step_key="iteration") for name in LOGS}
@@ -605,5 +613,5 @@ class Trainer:
             "collapse_monitor": monitor,
             **self.fid_summary(),
         }
-        atomic_write_json(self.out / "summary.json", summary)
+        atomic_write_json(self.out / "summary.json", summary)  # last: the run is finished
         return summary

@@ -4,7 +4,9 @@ Every trainer of the suite writes its run folder through this module:
 
 * :func:`atomic_write_bytes` / :func:`atomic_write_text` / :func:`atomic_write_json` /
   :func:`atomic_torch_save`: write a temporary sibling, flush it to disk, then ``os.replace`` it over the
-  target, so a reader sees the old file or the new one, never half of one.
+  target, so a reader sees the old file or the new one, never half of one. Temporary files and checkpoint
+  folders are created with the ordinary modes (``0o666`` / ``0o777`` less the umask), as ``open`` and
+  ``mkdir`` would, so run folders stay readable to whoever may read the folder they are in.
 * :class:`CheckpointStore`: ``checkpoints/step-0000012500/`` folders plus a pointer file
   ``checkpoints/latest.txt`` naming the newest complete one. A save writes a temporary folder, renames it
   to its versioned name, then replaces the pointer, then deletes older versions: at every instant the
@@ -24,14 +26,16 @@ import csv
 import io
 import json
 import os
+import secrets
 import shutil
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ssl_shared.errors import UserError
+
+T = TypeVar("T")
 
 # ----------------------------------------------------------------------------------------- atomic files
 
@@ -49,11 +53,33 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _new_sibling(parent: Path, prefix: str, suffix: str, create: Callable[[Path], T]) -> tuple[Path, T]:
+    """``create(parent / (prefix + random + suffix))`` for a name that does not exist yet (``create`` must
+    raise ``FileExistsError`` for an existing one, as ``os.open(O_EXCL)`` and ``os.mkdir`` do)."""
+    for _ in range(100):
+        candidate = parent / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            return candidate, create(candidate)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name {prefix}*{suffix} in {parent}")
+
+
+def _create_file(path: Path) -> int:
+    """A new file opened for writing with mode ``0o666`` less the umask (``tempfile.mkstemp`` gives ``0o600``)."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+
+
+def _create_folder(path: Path) -> None:
+    """A new folder with mode ``0o777`` less the umask (``tempfile.mkdtemp`` gives ``0o700``)."""
+    os.mkdir(path, 0o777)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically (temporary sibling, fsync, ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp, fd = _new_sibling(path.parent, f".{path.name}.", ".tmp", _create_file)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -132,7 +158,7 @@ class CheckpointStore:
     @contextmanager
     def save(self, step: int) -> Iterator[Path]:
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=self.TMP_PREFIX))
+        tmp, _ = _new_sibling(self.root, self.TMP_PREFIX, "", _create_folder)
         try:
             yield tmp
             _fsync_tree(tmp)

@@ -11,7 +11,8 @@ The loop is method-agnostic: a method (``ssl_shared.methods``) turns a batch int
   augmentations; methods keep their queues and memory banks identical on every process);
 - AdamW or SGD, linear warm-up then cosine learning-rate decay;
 - deterministic seeding (Python, NumPy, torch, the data order): one seed gives one run;
-- a linear probe (and k-NN for class labels) of the frozen encoder at the end, written to ``probe.json``.
+- a linear probe (and k-NN for class labels) of the frozen encoder at the end, written to ``probe.json``;
+  ``--probe-only`` probes the encoder as initialised, without a training step (the random-init baseline).
 
 Run folder (``--out``), written through ``ssl_shared.run_dir`` so a run killed at any instant resumes
 exactly where its last checkpoint left it::
@@ -23,11 +24,11 @@ exactly where its last checkpoint left it::
     tb/                              TensorBoard scalars
     checkpoints/step-N/checkpoint.pt model, optimiser, step and every process's RNG state
     checkpoints/latest.txt           names the newest complete checkpoint
-    probe.json                       final logs and probe scores (when the run reaches --steps)
+    probe.json                       final logs and probe scores, written last: the run reached --steps
 
 A new run refuses a folder that holds one; ``--resume`` continues the latest checkpoint with the saved
 settings (on the command line, flags not given are read from ``config.json``) and refuses flags that
-change what the run computes. Bad input (unknown names, non-positive sizes, missing data, a batch
+change what the run computes, and a finished run (``probe.json``) unless a larger ``--steps`` extends it. Bad input (unknown names, non-positive sizes, missing data, a batch
 without what the method needs) stops with one line before any model is built.
 """
 
@@ -139,6 +140,7 @@ class TrainerConfig:
     checkpoint_every: int = 200  # steps between checkpoints
     stop_after: int | None = None  # end this launch after N more steps (checkpointed); --resume continues
     probe: bool = True  # linear probe (and k-NN) of the frozen encoder at the end, into probe.json
+    probe_only: bool = False  # probe the encoder as initialised, without training (the random-init baseline)
     method_kwargs: dict = field(default_factory=dict)  # JSON object of method config overrides
 
 
@@ -202,6 +204,8 @@ def validate_config(config: TrainerConfig) -> None:
     for name in ("stop_after", "threads"):
         if getattr(config, name) is not None:
             check_positive(name, getattr(config, name))
+    if config.probe_only and not config.probe:
+        raise UserError("--probe-only with --no-probe: nothing to do; allowed: --probe-only with the probe on")
     widths = config.widths
     if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
         raise UserError(f"--widths: got {list(widths)}; allowed: one or more integers >= 1")
@@ -638,6 +642,11 @@ class Trainer:
                 saved, source = read_checkpoint(latest / CHECKPOINT_FILE)["config"], str(latest / CHECKPOINT_FILE)
             check_resume_config(saved, asdict(c), ignore=RESUME_MAY_CHANGE, source=source)
 
+    @property
+    def final_step(self) -> int:
+        """The step the run ends at: ``steps``, or 0 for ``probe_only`` (the encoder as initialised)."""
+        return 0 if self.config.probe_only else self.config.steps
+
     def _latest_checkpoint(self) -> dict:
         path = self.store.latest() / CHECKPOINT_FILE
         state = read_checkpoint(path)
@@ -650,6 +659,13 @@ class Trainer:
             raise UserError(
                 f"--steps {self.config.steps}: the checkpoint in {self.out} is at step {state['step']}; "
                 f"allowed: --steps >= {state['step']}"
+            )
+        finished = self.out / "probe.json"
+        if state["step"] >= self.final_step and finished.is_file():
+            extend = "start a new run in another --out" if self.config.probe_only else "a larger --steps to extend it"
+            raise UserError(
+                f"--resume: the run in {self.out} is finished ({finished.name}, step {state['step']}); nothing to "
+                f"resume; allowed: {extend}"
             )
         return state
 
@@ -729,6 +745,7 @@ class Trainer:
         if self._saved_step is None:
             self.save()
         if self.rank == 0:
+            (self.out / "probe.json").unlink(missing_ok=True)  # a finished run that a larger --steps extends
             if not (self.out / "config.json").exists():
                 atomic_write_json(
                     self.out / "config.json", {**asdict(self.config), "method_config": self._method_config()}
@@ -745,14 +762,15 @@ class Trainer:
         return self.elapsed_s + running
 
     def fit(self) -> dict:
-        """Train to ``steps`` (or ``stop_after`` more), logging and checkpointing; returns the last logs, and
-        on rank 0 of a finished run also the probe scores (written to ``probe.json``)."""
+        """Train to ``steps`` (or ``stop_after`` more; none with ``probe_only``), logging and checkpointing;
+        returns the last logs, and on rank 0 of a finished run also the probe scores, written to ``probe.json``
+        after everything else (its presence means the run is finished)."""
         c = self.config
         self._launch_t0 = time.perf_counter()
         self._start_launch()
-        start = self.step_count
-        end = c.steps if c.stop_after is None else min(c.steps, start + c.stop_after)
-        log = TrainingLog(self.out, start, c.steps, c.method) if self.rank == 0 else None
+        start, final = self.step_count, self.final_step
+        end = final if c.stop_after is None else min(final, start + c.stop_after)
+        log = TrainingLog(self.out, start, final, c.method) if self.rank == 0 else None
         logs: dict[str, float] = {}
         try:
             while self.step_count < end:
@@ -766,19 +784,19 @@ class Trainer:
                     self.save()
             if self._saved_step != self.step_count:
                 self.save()
-            if end < c.steps or self.rank != 0:
+            if end < final or self.rank != 0:
                 return logs
-            results = {**logs, "wall_time_s": self.training_time()}
+            results = {**logs, "step": self.step_count, "wall_time_s": self.training_time()}
             if c.probe:
                 scores = self.evaluate()
                 for k, v in scores.items():
-                    log.writer.add_scalar(f"probe/{k}", v, c.steps)
+                    log.writer.add_scalar(f"probe/{k}", v, final)
                 results.update(scores)
-            atomic_write_json(self.out / "probe.json", results)
-            return results
         finally:
             if log is not None:
                 log.close()
+        atomic_write_json(self.out / "probe.json", results)
+        return results
 
 
 def train(config: TrainerConfig) -> dict:

@@ -1,0 +1,3 @@
+from cut_translation.transfer.pipeline import main
+
+main()
