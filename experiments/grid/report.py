@@ -255,7 +255,7 @@ def write_report(plan: Plan, trainer: Trainer, dest: Path, options: ReportOption
     else:
         from experiments.grid.table_report import table_sections
 
-        body = table_sections(plan, trainer, finished)
+        body = table_sections(plan, trainer, finished, options)
     budget = plan.grid.report.budget
     lines = header(plan, trainer, finished, dest, options) + body + coverage_section(plan, finished, budget)
     path = dest / "report.md"

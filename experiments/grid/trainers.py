@@ -316,6 +316,31 @@ TRAINERS: dict[str, Trainer] = {
 }
 
 
+def _offline_probe_parser() -> argparse.ArgumentParser:
+    from curl_agents.offline_probe import build_parser
+
+    return build_parser()
+
+
+# ``curl_agents.offline_probe`` (auxiliary objectives trained offline, then probed): finished when
+# ``probe.json`` exists; resumable from its CheckpointStore under ``checkpoints/``; budget ``steps``, threads
+# ``threads``; progress = the last ``step`` of ``train.csv``.
+TRAINERS["curl_agents.offline_probe"] = Trainer(
+    name="curl_agents.offline_probe",
+    command=("-m", "curl_agents.offline_probe"),
+    parser=_offline_probe_parser,
+    completion_file="probe.json",
+    checkpoints=(),
+    budget_field="steps",
+    unit="steps",
+    report_kind="probe",
+    data_files=("probe.json", "config.json", "launches.json"),
+    progress=_ssl_progress,
+    thread_field="threads",
+    wall_time=("probe.json", "wall_time_s"),
+)
+
+
 def get_trainer(name: str, where: str = "grid file") -> Trainer:
     if name not in TRAINERS:
         raise UserError(f"{where}: trainer {name!r} is not known; allowed: {', '.join(sorted(TRAINERS))}")

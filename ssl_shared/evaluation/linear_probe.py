@@ -55,22 +55,32 @@ def linear_probe_classification(
         return float(((test_x @ W + b).argmax(1) == test_y.long()).double().mean())
 
 
-def r2_score(y_true: torch.Tensor, y_pred: torch.Tensor) -> float:
-    """Coefficient of determination averaged over target dimensions (constant targets are skipped)."""
+def r2_per_dimension(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+    """``R^2_j`` of every target dimension (float64); NaN where the target is constant (``R^2`` undefined)."""
     y_true, y_pred = y_true.double().reshape(len(y_true), -1), y_pred.double().reshape(len(y_pred), -1)
     ss_res = ((y_true - y_pred) ** 2).sum(0)
     ss_tot = ((y_true - y_true.mean(0)) ** 2).sum(0)
     valid = ss_tot > 1e-12
+    return torch.where(valid, 1 - ss_res / torch.where(valid, ss_tot, 1.0), float("nan"))
+
+
+def r2_score(y_true: torch.Tensor, y_pred: torch.Tensor) -> float:
+    """Coefficient of determination averaged over target dimensions (constant targets are skipped)."""
+    per_dim = r2_per_dimension(y_true, y_pred)
+    valid = ~torch.isnan(per_dim)
     if not valid.any():
         raise ValueError("every target dimension is constant: R^2 is undefined")
-    return float((1 - ss_res[valid] / ss_tot[valid]).mean())
+    return float(per_dim[valid].mean())
 
 
-def linear_probe_regression(
-    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, ridge: float = 1e-2
-) -> float:
-    """Test ``R^2`` of ridge regression from features to (multi-dimensional) targets."""
-    _check(train_x, train_y, test_x, test_y)
+def ridge_predictions(
+    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, ridge: float = 1e-2
+) -> torch.Tensor:
+    """Ridge regression fitted on ``(train_x, train_y)``, evaluated at ``test_x`` (float64, ``(N_test, targets)``).
+
+    Features are standardised with the training mean and std, the targets centred; the penalty is
+    ``ridge * N_train``, i.e. ``W = (F^T F + ridge * N I)^-1 F^T (Y - mean(Y))``.
+    """
     if ridge < 0:
         raise ValueError(f"ridge must be >= 0, got {ridge}")
     train_x, test_x = _standardise(train_x.double(), test_x.double())
@@ -78,4 +88,12 @@ def linear_probe_regression(
     y_mean = y.mean(0)
     gram = train_x.T @ train_x + ridge * len(train_x) * torch.eye(train_x.shape[1], dtype=torch.float64)
     W = torch.linalg.solve(gram, train_x.T @ (y - y_mean))
-    return r2_score(test_y, test_x @ W + y_mean)
+    return test_x @ W + y_mean
+
+
+def linear_probe_regression(
+    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, ridge: float = 1e-2
+) -> float:
+    """Test ``R^2`` of ridge regression from features to (multi-dimensional) targets."""
+    _check(train_x, train_y, test_x, test_y)
+    return r2_score(test_y, ridge_predictions(train_x, train_y, test_x, ridge))
