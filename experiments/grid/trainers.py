@@ -269,6 +269,12 @@ def _cut_evaluate(settings: dict[str, Any], out: Path, threads: int | None) -> l
     return command
 
 
+def _offline_probe_parser() -> argparse.ArgumentParser:
+    from curl_agents.offline_probe import build_parser
+
+    return build_parser()
+
+
 TRAINERS: dict[str, Trainer] = {
     "curl_agents.train": Trainer(
         name="curl_agents.train",
@@ -313,32 +319,22 @@ TRAINERS: dict[str, Trainer] = {
         thread_field="threads",
         launch_options=("stop_after",),
     ),
+    # auxiliary objectives trained offline, then probed: finished when ``probe.json`` exists; resumable from its
+    # CheckpointStore; budget ``steps``; progress = the last ``step`` of ``train.csv``
+    "curl_agents.offline_probe": Trainer(
+        name="curl_agents.offline_probe",
+        command=("-m", "curl_agents.offline_probe"),
+        parser=_offline_probe_parser,
+        completion_file="probe.json",
+        budget_field="steps",
+        unit="steps",
+        report_kind="probe",
+        data_files=("probe.json", "config.json", "launches.json"),
+        progress=_ssl_progress,
+        thread_field="threads",
+        wall_time=("probe.json", "wall_time_s"),
+    ),
 }
-
-
-def _offline_probe_parser() -> argparse.ArgumentParser:
-    from curl_agents.offline_probe import build_parser
-
-    return build_parser()
-
-
-# ``curl_agents.offline_probe`` (auxiliary objectives trained offline, then probed): finished when
-# ``probe.json`` exists; resumable from its CheckpointStore under ``checkpoints/``; budget ``steps``, threads
-# ``threads``; progress = the last ``step`` of ``train.csv``.
-TRAINERS["curl_agents.offline_probe"] = Trainer(
-    name="curl_agents.offline_probe",
-    command=("-m", "curl_agents.offline_probe"),
-    parser=_offline_probe_parser,
-    completion_file="probe.json",
-    checkpoints=(),
-    budget_field="steps",
-    unit="steps",
-    report_kind="probe",
-    data_files=("probe.json", "config.json", "launches.json"),
-    progress=_ssl_progress,
-    thread_field="threads",
-    wall_time=("probe.json", "wall_time_s"),
-)
 
 
 def get_trainer(name: str, where: str = "grid file") -> Trainer:
