@@ -619,7 +619,7 @@ def test_compare_aux_shortcut_is_the_aux_grid_restricted_to_the_given_cells(tmp_
     compare_aux.main(["--aux", "none", "byol", "--seeds", "1", "2", "--runs", str(tmp_path), "--dry-run"])
     printed = capsys.readouterr().out
     starts = [line.split()[1] for line in printed.splitlines() if line.startswith("start")]
-    assert starts == [f"env=cartpole-swingup/aux={a}/seed={s}" for a in ("none", "byol") for s in (1, 2)]
+    assert starts == [f"seed={s}/env=cartpole-swingup/aux={a}" for s in (1, 2) for a in ("none", "byol")]
     assert printed.count("--algo curl") == 4 and not any(tmp_path.iterdir())
 
 
