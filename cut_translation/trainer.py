@@ -327,7 +327,6 @@ def resume_configuration(
     known = {f.name for f in fields(TrainConfig)}
     train = {k: v for k, v in saved_train_config(meta).items() if k in known}
     train.update(train_values)
-    train["precision"] = run_precision(train)
     model = _merge(meta["model_config"], model_values)
     check_against_saved(meta, train, model)
     config = TrainConfig(**train)
