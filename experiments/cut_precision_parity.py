@@ -234,8 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    import torch
+
     from ssl_shared.provenance import git_commit
 
+    torch.set_num_threads(args.threads)  # the hardware record then shows the runs' thread count
     provenance = {
         "command": relative_command([sys.argv[0], *argv]),
         "git_commit": git_commit(paths=CODE_PATHS),
