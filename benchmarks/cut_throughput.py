@@ -26,6 +26,12 @@ things around the unmodified code: ``cycle_gan_model.py`` reads ``opt.amp``, whi
 (set to ``False``: no apex mixed precision), and its ``data_dependent_initialize`` takes no data (called
 without it).
 
+``--ours-precisions fp32 bf16`` times our code in several precisions side by side (``cut-train
+--precision``: bf16 autocast of the network forward passes; ``auto`` resolves on the worker's device), one
+worker per precision: the first is the reference ``ours``, the others are ``ours-<precision>``; every ratio
+is given relative to each of our workers (``ratio_to`` in the JSON; ``ratio_to_ours`` is the one to the
+first). The default, ``fp32``, times our code alone in fp32.
+
 For each (model, crop) the workers start together, each runs ``--warmup`` untimed iterations, then
 ``--rounds`` rounds of ``--iters`` iterations (``--iters-256`` from crop 256 up), interleaved across the
 workers (``benchmarks/side_by_side.py``); a worker's peak RSS is read when it exits. The workers of one
@@ -42,6 +48,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +57,7 @@ if __package__ in (None, ""):  # run as a script: import this checkout's package
 
 from benchmarks.side_by_side import (
     NO_OFFICIAL,
+    OURS,
     REPO,
     Config,
     check_official_dir,
@@ -83,6 +91,7 @@ OFFICIAL_MODEL_ARGS = {
     "cyclegan": ["--model", "cycle_gan"],
 }
 CODE_PATHS = ("benchmarks/*.py", "cut_translation", "ssl_shared", "experiments/provenance.py")
+PRECISION_CHOICES = ("fp32", "bf16", "auto")
 
 
 def official_options(model: str, crop: int, device: str, checkpoints: Path, name: str) -> list[str]:
@@ -127,15 +136,17 @@ def ours_worker(spec: Mapping[str, Any], args: argparse.Namespace) -> None:
 
     from cut_translation.models import build_model
     from ssl_shared.host_memory import reuse_freed_host_memory
+    from ssl_shared.precision import resolve_precision
 
     reuse_freed_host_memory()  # as cut-train
     device, a, b, sync = _setup(args, spec["crop"])
-    model = build_model(spec["model"]).to(device)
+    precision = resolve_precision(spec["precision"], device)
+    model = build_model(spec["model"], precision=precision).to(device)
     step = lambda: model.train_step(a, b)  # noqa: E731
     serve(
         {"iterations": lambda n: time_calls(step, n, sync)},
         stream,
-        {"device": str(device), "torch_threads": torch.get_num_threads()},
+        {"device": str(device), "torch_threads": torch.get_num_threads(), "precision": precision},
     )
 
 
@@ -180,20 +191,38 @@ def official_worker(spec: Mapping[str, Any], args: argparse.Namespace) -> None:
 
 
 # ----------------------------------------------------------------------------------- the benchmark
-def measure(workers: Mapping[str, Callable[..., dict]], warmup: int, rounds: int, iters: int) -> dict[str, Any]:
-    """Warm-up, then ``rounds`` interleaved rounds of ``iters`` iterations over ``workers``."""
+def measure(
+    workers: Mapping[str, Callable[..., dict]],
+    warmup: int,
+    rounds: int,
+    iters: int,
+    references: Sequence[str] = (OURS,),
+) -> dict[str, Any]:
+    """Warm-up, then ``rounds`` interleaved rounds of ``iters`` iterations over ``workers``; ratios to each of
+    ``references`` (our workers; the first is ``ours``)."""
     for call in workers.values():
         call("iterations", n=warmup)
     replies = interleave({n: (lambda c=c: c("iterations", n=iters)) for n, c in workers.items()}, rounds)
-    return {
-        "wall_s_per_iter": compare_rounds({n: [r["wall_s"] for r in rs] for n, rs in replies.items()}),
-        "cpu_s_per_iter": compare_rounds({n: [r["cpu_s"] for r in rs] for n, rs in replies.items()}),
-        "minor_faults_per_iter": median_of_rounds({n: [r["minor_faults"] for r in rs] for n, rs in replies.items()}),
-    }
+    out: dict[str, Any] = {}
+    for key, sample in (("wall_s_per_iter", "wall_s"), ("cpu_s_per_iter", "cpu_s")):
+        samples = {n: [r[sample] for r in rs] for n, rs in replies.items()}
+        out[key] = compare_rounds(samples)
+        out[key]["ratio_to"] = {ref: compare_rounds(samples, ours=ref)["ratio_to_ours"] for ref in references}
+    out["minor_faults_per_iter"] = median_of_rounds({n: [r["minor_faults"] for r in rs] for n, rs in replies.items()})
+    return out
 
 
-def worker_argv(config: Config, model: str, crop: int, args: argparse.Namespace) -> list[str]:
-    spec = {"impl": config.impl, "model": model, "crop": crop, "name": config.name}
+def our_configurations(with_official: bool, precisions: Sequence[str]) -> tuple[list[Config], dict[str, str]]:
+    """The workers (ours once per precision, then the official ones) and each of our workers' precision."""
+    ours, *official = configurations(with_official)
+    names = [OURS if k == 0 else f"{OURS}-{p}" for k, p in enumerate(precisions)]
+    return [replace(ours, name=n) for n in names] + official, dict(zip(names, precisions))
+
+
+def worker_argv(
+    config: Config, model: str, crop: int, args: argparse.Namespace, precision: str | None = None
+) -> list[str]:
+    spec = {"impl": config.impl, "model": model, "crop": crop, "name": config.name, "precision": precision}
     argv = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -217,20 +246,33 @@ def run(
     """Every (crop, model) in turn with fresh workers; the result is rewritten to ``out`` after each."""
     from ssl_shared.provenance import git_commit, hardware, package_versions
 
-    configs = configurations(args.official_dir is not None)
+    configs, precisions = our_configurations(args.official_dir is not None, args.ours_precisions)
     start = time.time()
     result: dict[str, Any] = {
         "benchmark": "cut_throughput",
         "device": args.device,
         "rows": [],
-        "configurations": {c.name: {"code": c.impl, "allocator": c.allocator} for c in configs},
+        "configurations": {
+            c.name: {"code": c.impl, "allocator": c.allocator, "precision": precisions.get(c.name, "as shipped")}
+            for c in configs
+        },
         "settings": {
             "batch": 1,
             "ngf": 64,
             "ndf": 64,
             **{
                 k: getattr(args, k)
-                for k in ("models", "crops", "threads", "warmup", "rounds", "iters", "iters_256", "seed")
+                for k in (
+                    "models",
+                    "crops",
+                    "threads",
+                    "warmup",
+                    "rounds",
+                    "iters",
+                    "iters_256",
+                    "seed",
+                    "ours_precisions",
+                )
             },
         },
         "official": (
@@ -252,10 +294,11 @@ def run(
     for crop in args.crops:
         for model in args.models:
             with tempfile.TemporaryDirectory(prefix="cut_throughput_") as tmp:
-                argvs = {c.name: worker_argv(c, model, crop, args) for c in configs}
+                argvs = {c.name: worker_argv(c, model, crop, args, precisions.get(c.name)) for c in configs}
                 with start_workers(argvs, configs, args.threads, Path(tmp)) as workers:
                     ready = {n: w.info for n, w in workers.items()}
-                    row = measure(workers, args.warmup, args.rounds, args.iters if crop < 256 else args.iters_256)
+                    iters = args.iters if crop < 256 else args.iters_256
+                    row = measure(workers, args.warmup, args.rounds, iters, references=list(precisions))
                     row["peak_rss_bytes"] = {n: w.close()["peak_rss_bytes"] for n, w in workers.items()}
             result["rows"].append({"model": model, "crop": crop, "workers": ready, **row})
             result["provenance"].update(load_average_after=load_average(), wall_time_s=round(time.time() - start, 1))
@@ -283,27 +326,36 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"(model, crop): {s['warmup']} warm-up iteration(s), then {s['rounds']} rounds interleaved across the "
         f"workers (first worker rotating) of {s['iters']} iteration(s) ({s['iters_256']} from crop 256 up).",
         "",
-        "| worker | code | allocator |",
-        "|---|---|---|",
+        "| worker | code | precision | allocator |",
+        "|---|---|---|---|",
     ]
-    lines += [f"| {n} | {c['code']} | {c['allocator']} |" for n, c in result["configurations"].items()]
+    lines += [
+        f"| {n} | {c['code']} | {c.get('precision', 'fp32' if c['code'] == 'ours' else 'as shipped')} | "
+        f"{c['allocator']} |"
+        for n, c in result["configurations"].items()
+    ]
+    references = [n for n, c in result["configurations"].items() if c["code"] == "ours"]
     lines += [
         "",
-        "Ratio = that worker's wall time / ours, per round; median [min, max] over rounds (> 1: ours is "
+        "Ratio to X = that worker's wall time / X's, per round; median [min, max] over rounds (> 1: X is "
         "faster). CPU s: user + system time of the process over all threads.",
         "",
         "| model | crop | worker | wall s/it per round | wall s/it | CPU s/it | minor faults/it | peak RSS GB | "
-        "ratio to ours |",
-        "|---|---|---|---|---|---|---|---|---|",
+        + " | ".join(f"ratio to {r}" for r in references)
+        + " |",
+        "|---|---|---|---|---|---|---|---|" + "---|" * len(references),
     ]
     for row in result["rows"]:
         wall, cpu = row["wall_s_per_iter"], row["cpu_s_per_iter"]
+        ratios = wall.get("ratio_to", {OURS: wall["ratio_to_ours"]})
         for n in names:
             rounds = " / ".join(f"{v:.2f}" for v in wall["per_round"][n])
             lines.append(
                 f"| {row['model']} | {row['crop']} | {n} | {rounds} | {wall['median'][n]:.2f} | "
                 f"{cpu['median'][n]:.2f} | {row['minor_faults_per_iter'][n]:.0f} | "
-                f"{row['peak_rss_bytes'][n] / 1e9:.2f} | {format_ratio(wall['ratio_to_ours'].get(n))} |"
+                f"{row['peak_rss_bytes'][n] / 1e9:.2f} | "
+                + " | ".join(format_ratio(ratios.get(r, {}).get(n)) for r in references)
+                + " |"
             )
     return "\n".join(lines) + "\n"
 
@@ -327,6 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iters-256", type=int, default=1, help="timed iterations per round and worker from crop 256")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--ours-precisions",
+        nargs="+",
+        default=["fp32"],
+        choices=PRECISION_CHOICES,
+        help="our code once per precision, side by side (cut-train --precision); the first is the reference 'ours'",
+    )
+    p.add_argument(
         "--out",
         default=None,
         help="result path without suffix (default benchmarks/results/cut_throughput_<device>_<threads>threads)",
@@ -340,6 +399,8 @@ def main(argv: list[str] | None = None, start_workers: Callable = open_workers) 
     args = build_parser().parse_args(argv)
     if args.worker:
         return (official_worker if args.worker["impl"] == "official" else ours_worker)(args.worker, args)
+    if len(set(args.ours_precisions)) != len(args.ours_precisions):
+        raise SystemExit(f"error: --ours-precisions {' '.join(args.ours_precisions)}: a precision given twice")
     if args.official_dir is not None:
         try:
             args.official_dir = str(check_official_dir(args.official_dir, OFFICIAL_FILES, OFFICIAL_REPO))

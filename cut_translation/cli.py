@@ -13,6 +13,11 @@ field's comment, and an option whose field the chosen model's config lacks is re
 ``--resume`` keeps the saved value of every option not given and refuses given values that differ from
 the saved ones (except the iteration budget, device, threads and logging intervals).
 
+``cut-translate`` and ``cut-evaluate`` take ``--precision`` for the generator's forward pass (``bf16``: bf16
+autocast; ``auto``: bf16 where the device has bf16 matrix units). ``cut-translate`` defaults to ``auto``;
+``cut-evaluate`` defaults to ``fp32``, so that the metrics of a checkpoint do not depend on the machine, and
+records the resolved precision in its results.
+
 ``cut-translate`` accepts any image size: the image is padded on the right and bottom to a multiple of 4
 (the generator halves the resolution twice) and to at least 8 pixels (the residual blocks reflect-pad
 their quarter-resolution maps by one pixel), with reflection where the image is larger than the pad and
@@ -58,6 +63,7 @@ from cut_translation.trainer import (
 from ssl_shared.cli import OneLineArgumentParser, add_dataclass_options, check_positive, command, explicit_values
 from ssl_shared.errors import NonFiniteLossError, UserError
 from ssl_shared.host_memory import reuse_freed_host_memory
+from ssl_shared.precision import PRECISIONS, autocast, resolve_precision
 from ssl_shared.run_dir import atomic_write_json
 
 WEIGHTS_ENV = "CUT_INCEPTION_WEIGHTS"  # same name as cut_translation.inception.WEIGHTS_ENV (not imported: slow)
@@ -248,14 +254,21 @@ def pad_for_generator(
 
 
 @torch.no_grad()
-def translate_image(generator: torch.nn.Module, image: torch.Tensor, size: int | None = None) -> torch.Tensor:
-    """Translate one (3, H, W) image in [-1, 1] of any size; the result has the input's size."""
+def translate_image(
+    generator: torch.nn.Module, image: torch.Tensor, size: int | None = None, precision: str = "fp32"
+) -> torch.Tensor:
+    """Translate one (3, H, W) image in [-1, 1] of any size; the result (fp32) has the input's size.
+
+    ``precision`` (resolved: ``fp32`` or ``bf16``) is that of the generator's forward pass.
+    """
     x = image.unsqueeze(0)
     h, w = x.shape[-2:]
     if size is not None:
         x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
     x, (ph, pw) = pad_for_generator(x)
-    y = generator(x)[..., :ph, :pw]
+    with autocast(precision, x.device):
+        y = generator(x)
+    y = y.float()[..., :ph, :pw]
     if size is not None:
         y = F.interpolate(y, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
     return y[0]
@@ -316,6 +329,7 @@ def translate_main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", required=True, help="output folder (PNG, same base names)")
     p.add_argument("--size", type=int, default=None, help="resize to SIZE x SIZE for the generator and back")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    add_precision_option(p, "auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args(argv)
     for name in ("size", "threads"):
@@ -324,6 +338,7 @@ def translate_main(argv: Sequence[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
     paths = _input_images(Path(args.input))
     images = [image_to_tensor(load_rgb(path)) for path in paths]  # decode everything before any work
     _, model = load_checkpoint(args.checkpoint, device)
@@ -331,8 +346,8 @@ def translate_main(argv: Sequence[str] | None = None) -> None:
     targets = _targets(paths, out)
     generator = model.translator.eval()
     for target, image in tqdm(list(zip(targets, images)), desc="translate"):
-        save_unit_png(translate_image(generator, image.to(device), args.size), target)
-    print(f"cut-translate: wrote {len(targets)} image(s) to {out}")
+        save_unit_png(translate_image(generator, image.to(device), args.size, precision), target)
+    print(f"cut-translate: wrote {len(targets)} image(s) to {out} (precision {precision})")
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
@@ -353,6 +368,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--save-images", default=None, help="also write G(A) PNGs to this folder")
     p.add_argument("--json", default=None, help="write the results to this JSON file")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    add_precision_option(p, "fp32")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args(argv)
     for name in ("size", "threads"):
@@ -361,6 +377,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
     if args.save_images:
         writable_folder("--save-images", args.save_images)
     if args.json:
@@ -369,11 +386,28 @@ def evaluate_main(argv: Sequence[str] | None = None) -> None:
             raise UserError(f"--json {json_path} is a folder; allowed: a file name")
         writable_folder("--json", json_path.parent if str(json_path.parent) else ".")
     result = evaluate(
-        args.checkpoint, args.data, args.phase, args.size, args.inception_weights, args.save_images, str(device)
+        args.checkpoint,
+        args.data,
+        args.phase,
+        args.size,
+        args.inception_weights,
+        args.save_images,
+        str(device),
+        precision,
     )
     print(json.dumps(result, indent=2))
     if args.json:
         atomic_write_json(args.json, result)
+
+
+def add_precision_option(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--precision",
+        default=default,
+        choices=PRECISIONS,
+        help="precision of the generator's forward pass: bf16 autocast, fp32, or auto (bf16 where the device has "
+        f"bf16 matrix units: CUDA with bf16, CPUs with AMX or AVX-512 BF16) (default: {default})",
+    )
 
 
 def load_split(folder: Path, size: int | None) -> tuple[list[str], torch.Tensor]:
@@ -401,9 +435,11 @@ def evaluate(
     inception_weights: str | None = None,
     save_images: str | Path | None = None,
     device: str = "cpu",
+    precision: str = "fp32",
 ) -> dict:
     """G(A) on ``{phase}A``: paired L1/PSNR/SSIM vs ``{phase}B`` with the identity baseline when the file names
     pair up (ground truth, e.g. dmc-restyle), and FID/KID of G(A) vs ``{phase}B`` when Inception weights are given.
+    ``precision`` (resolved) is that of the generator's forward pass; the result records it.
 
     Checked before any translation, as one-line ``UserError``: the data, the Inception weights, the checkpoint.
     """
@@ -427,11 +463,22 @@ def evaluate(
         extractor = load_feature_extractor(inception_weights)
     meta, model = load_checkpoint(checkpoint, device)
     generator = model.translator.eval()
-    fakes = torch.stack([translate_image(generator, image.to(device)).cpu() for image in tqdm(images_a, "evaluate")])
+    fakes = torch.stack(
+        [
+            translate_image(generator, image.to(device), precision=precision).cpu()
+            for image in tqdm(images_a, "evaluate")
+        ]
+    )
     if save_images:
         for name, fake in zip(names_a, fakes):
             save_unit_png(fake, Path(save_images) / (Path(name).stem + ".png"))
-    result: dict = {"model": meta["model"], "iteration": meta["iteration"], "data": str(data), "phase": phase}
+    result: dict = {
+        "model": meta["model"],
+        "iteration": meta["iteration"],
+        "data": str(data),
+        "phase": phase,
+        "precision": precision,
+    }
     if paired:
         result["paired"] = paired_metrics(fakes, images_b, images_a)
     else:

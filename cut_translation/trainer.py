@@ -25,6 +25,13 @@ finished run unless a larger ``iters`` extends it (``summary.json`` is removed u
 are cut back to the checkpoint's iteration and TensorBoard purges later events, so a resumed run's logs
 continue without gaps or duplicates.
 
+Precision (``precision``): ``bf16`` runs the forward passes of the networks under bf16 autocast, with fp32
+losses, weights, gradients and Adam states (see :mod:`cut_translation.models.cut`); ``auto`` resolves to
+``bf16`` where the device has bf16 matrix units (:func:`ssl_shared.precision.resolve_precision`), else
+``fp32``. ``config.json`` and the checkpoints record the resolved value, and a resume refuses a different
+resolved precision (a checkpoint that records none trained in fp32). Sample grids, the collapse monitor and
+FID translate in fp32.
+
 Reproducibility: ``seed`` fixes the initial weights, and every random draw of iteration ``t`` (crop,
 flip, B draw, patch locations, FastCUT flip, image-pool draws) comes from generators reseeded from
 ``(seed, t)`` and the A order of data epoch ``e`` from ``(seed, e)``, so a run resumed from a checkpoint
@@ -49,7 +56,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +77,7 @@ from cut_translation.models.config import TranslationConfig
 from ssl_shared.cli import check_choice, check_positive, flag_name
 from ssl_shared.device import get_device
 from ssl_shared.errors import UserError
+from ssl_shared.precision import PRECISIONS, resolve_precision
 from ssl_shared.provenance import record_launch
 from ssl_shared.run_dir import CheckpointStore, CsvLog, atomic_write_json, check_resume_config, prepare_run_dir
 
@@ -87,6 +95,8 @@ DEFAULTS_SHOWN = {
 #: Settings a resumed run may change: the iteration budget, where it runs and how often it logs.
 CHANGEABLE_ON_RESUME = ("iters", "device", "threads", "log_every", "sample_every", "checkpoint_every", "eval_every")
 LOGS = ("losses", "monitor", "fid")
+#: The precision of a checkpoint whose settings record none: runs without the setting trained in fp32.
+UNRECORDED_PRECISION = "fp32"
 
 
 @dataclass
@@ -107,6 +117,15 @@ class TrainConfig:
     flip: bool = True  # random horizontal flips of the training images
     seed: int = 0  # fixes the initial weights and every random draw of the run
     device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
+    precision: str = field(
+        default="auto",
+        metadata={
+            "choices": PRECISIONS,
+            "help": "bf16: autocast of the G / D / MLP-head forward passes (losses, weights and Adam states stay "
+            "fp32); auto: bf16 where the device has bf16 matrix units (CUDA with bf16, CPUs with AMX or "
+            "AVX-512 BF16), else fp32. The run records the resolved value",
+        },
+    )
     threads: int | None = None  # torch CPU threads
     log_every: int = 10  # a losses.csv row every N iterations
     sample_every: int = 200  # an image grid and the collapse monitor every N iterations
@@ -122,6 +141,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_choice("model", self.model, MODEL_NAMES)
+        check_choice("precision", self.precision, PRECISIONS)
         if self.iters is not None:
             check_positive("iters", self.iters)
         for name in ("batch_size", "log_every", "sample_every", "checkpoint_every"):
@@ -265,11 +285,22 @@ def _flat_settings(train: Mapping[str, Any], model_config: Mapping[str, Any]) ->
     return flat
 
 
+def run_precision(train: Mapping[str, Any]) -> str:
+    """The precision run settings ``train`` resolve to on this machine (``auto`` by the device's bf16 units)."""
+    return resolve_precision(train.get("precision", "auto"), resolve_device(train.get("device", "auto")))
+
+
+def saved_train_config(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's run settings (:data:`UNRECORDED_PRECISION` when they record no precision)."""
+    return {"precision": UNRECORDED_PRECISION, **meta["train_config"]}
+
+
 def check_against_saved(meta: Mapping[str, Any], train: Mapping[str, Any], model_config: Mapping[str, Any]) -> None:
     """``UserError`` naming every setting of a resumed run that differs from its checkpoint's, except
-    :data:`CHANGEABLE_ON_RESUME` (paths count as equal when they name the same file)."""
-    saved = _flat_settings({**meta["train_config"], "model": meta["model"]}, meta["model_config"])
-    current = _flat_settings(train, model_config)
+    :data:`CHANGEABLE_ON_RESUME` (paths count as equal when they name the same file; the precision is
+    compared as resolved on this machine)."""
+    saved = _flat_settings({**saved_train_config(meta), "model": meta["model"]}, meta["model_config"])
+    current = _flat_settings({**train, "precision": run_precision(train)}, model_config)
     for key in ("--data", "--inception-weights"):
         a, b = saved.get(key), current.get(key)
         if a and b and Path(a).resolve() == Path(b).resolve():
@@ -295,7 +326,7 @@ def resume_configuration(
     """Settings of a resumed run: the checkpoint's (``meta``), with ``train_values`` / ``model_values`` (what the
     user gave) on top; refuses values that differ from the saved ones except :data:`CHANGEABLE_ON_RESUME`."""
     known = {f.name for f in fields(TrainConfig)}
-    train = {k: v for k, v in meta["train_config"].items() if k in known}
+    train = {k: v for k, v in saved_train_config(meta).items() if k in known}
     train.update(train_values)
     model = _merge(meta["model_config"], model_values)
     check_against_saved(meta, train, model)
@@ -349,8 +380,9 @@ class Trainer:
             raise
 
     def _setup(self, model_config: TranslationConfig | None, resume: bool) -> None:
-        c = self.config
-        self.device = resolve_device(c.device)
+        self.device = resolve_device(self.config.device)
+        #: The settings as run: ``precision`` resolved on this device.
+        self.config = c = replace(self.config, precision=resolve_precision(self.config.precision, self.device))
         self.store = open_run_dir(self.out, resume)
         self.meta: dict[str, Any] | None = None
         state = None
@@ -396,7 +428,7 @@ class Trainer:
 
             self.inception = load_feature_extractor(c.inception_weights)
         self.monitor_batch = self._monitor_batch()
-        self.model = build_model(c.model, mc, seed=c.seed).to(self.device)
+        self.model = build_model(c.model, mc, seed=c.seed, precision=c.precision).to(self.device)
         self.start_iter = 0
         self.fid_history: list[dict] = []
         if self.meta is not None:

@@ -351,3 +351,57 @@ def test_command_line_hides_the_official_checkout_path():
     assert command_line("benchmarks/x.py", ["--official-dir=/srv/a", "--out", "r x"]) == (
         "python benchmarks/x.py --official-dir=PATH --out 'r x'"
     )
+
+
+def test_cut_ours_precisions_time_one_worker_per_precision_with_ratios_to_each(tmp_path):
+    def reply(walls):
+        return {"wall_s": walls, "cpu_s": walls, "minor_faults": [0] * len(walls)}
+
+    scripted_walls = {  # warm-up, then two rounds of 2 iterations
+        OURS: [[9.0], [4.0, 4.0], [3.0, 5.0]],  # per-round medians 4, 4
+        "ours-bf16": [[9.0], [2.0, 2.0], [3.0, 3.0]],  # 2, 3
+        "official-glibc-default": [[9.0], [8.0, 8.0], [6.0, 6.0]],  # 8, 6
+        "official-reuse": [[9.0], [6.0, 6.0], [6.0, 6.0]],  # 6, 6
+    }
+    made, specs = [], {}
+
+    @contextlib.contextmanager
+    def start(argvs, configs, threads, cwd):
+        made.append([c.name for c in configs])
+        specs.update({name: json.loads(argv[argv.index("--worker") + 1]) for name, argv in argvs.items()})
+        yield {c.name: FakeWorker({"iterations": [reply(w) for w in scripted_walls[c.name]]}) for c in configs}
+
+    args = cut_throughput.build_parser().parse_args(
+        ["--models", "cut", "--crops", "64", "--rounds", "2", "--iters", "2", "--device", "cpu"]
+        + ["--ours-precisions", "fp32", "bf16"]
+    )
+    args.official_dir = str(tmp_path)
+    result = cut_throughput.run(args, [], None, start_workers=start)
+    assert made == [[OURS, "ours-bf16", "official-glibc-default", "official-reuse"]]
+    assert {n: s["precision"] for n, s in specs.items()} == {
+        OURS: "fp32",
+        "ours-bf16": "bf16",
+        "official-glibc-default": None,
+        "official-reuse": None,
+    }
+    wall = result["rows"][0]["wall_s_per_iter"]
+    # relative to ours (fp32): bf16 2/4, 3/4; official 8/4, 6/4
+    assert wall["ratio_to"][OURS]["ours-bf16"]["per_round"] == pytest.approx([0.5, 0.75])
+    assert wall["ratio_to"][OURS]["official-glibc-default"]["median"] == pytest.approx(1.75)
+    assert wall["ratio_to_ours"] == wall["ratio_to"][OURS]
+    # relative to ours-bf16: fp32 4/2, 4/3; official 8/2, 6/3 and 6/2, 6/3
+    assert wall["ratio_to"]["ours-bf16"][OURS]["per_round"] == pytest.approx([2.0, 4 / 3])
+    assert wall["ratio_to"]["ours-bf16"]["official-glibc-default"]["per_round"] == pytest.approx([4.0, 2.0])
+    assert wall["ratio_to"]["ours-bf16"]["official-reuse"]["median"] == pytest.approx(2.5)
+    text = cut_throughput.markdown(result)
+    assert "| ratio to ours | ratio to ours-bf16 |" in text
+    assert "| ours-bf16 | ours | bf16 |" in text
+    assert (
+        "| cut | 64 | official-reuse | 6.00 / 6.00 | 6.00 | 6.00 | 0 | 2.00 | 1.50x [1.50, 1.50] | 2.50x [2.00, 3.00] |"
+        in text
+    )
+
+
+def test_cut_ours_precisions_refuses_a_precision_given_twice():
+    with pytest.raises(SystemExit, match="--ours-precisions fp32 fp32"):
+        cut_throughput.main(["--ours-precisions", "fp32", "fp32"], start_workers=never_start)

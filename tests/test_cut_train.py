@@ -90,9 +90,10 @@ class Interrupted(Exception):
     pass
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16 also where emulated: bf16 runs must be exact too
 @pytest.mark.parametrize("model", ["cut", "fastcut", "cyclegan"])
-def test_resume_equals_uninterrupted_run(dataset, tmp_path, model):
-    settings = dict(iters=4, sample_every=2, checkpoint_every=2)
+def test_resume_equals_uninterrupted_run(dataset, tmp_path, model, precision):
+    settings = dict(iters=4, sample_every=2, checkpoint_every=2, precision=precision)
     torch.manual_seed(0)
     full = Trainer(config(dataset, tmp_path / "full", model, **settings), tiny(model))
     full.train()

@@ -6,8 +6,9 @@ from its config class: a flag belongs to the model whose config has that field.
 
 Every model exposes ``train_step(real_a, real_b, step) -> dict[str, float]``, ``translator`` (the X -> Y
 generator), ``set_lr(lr)``, ``extra_state()`` / ``load_extra_state()`` (optimisers, pools) and ``generator``
-(its ``torch.Generator`` for patch locations, flips and pool draws); its constructor takes ``(config, seed)``,
-where ``seed`` fixes the initial weights.
+(its ``torch.Generator`` for patch locations, flips and pool draws); its constructor takes ``(config, seed,
+precision)``, where ``seed`` fixes the initial weights and ``precision`` (``fp32`` or ``bf16``) sets the autocast
+of its training forward passes (losses, weights and optimiser states stay fp32).
 """
 
 from __future__ import annotations
@@ -54,13 +55,16 @@ def make_config(name: str, **overrides) -> TranslationConfig:
     return spec.config_class(**{**spec.preset, **overrides})
 
 
-def build_model(name: str, config: TranslationConfig | None = None, seed: int | None = None) -> nn.Module:
-    """Instantiate model ``name`` from ``config`` (default: its paper preset); ``seed`` fixes the initial weights."""
+def build_model(
+    name: str, config: TranslationConfig | None = None, seed: int | None = None, precision: str = "fp32"
+) -> nn.Module:
+    """Instantiate model ``name`` from ``config`` (default: its paper preset); ``seed`` fixes the initial weights;
+    ``precision`` (``fp32`` or ``bf16``) is the precision of its training forward passes."""
     spec = model_spec(name)
     config = config if config is not None else make_config(name)
     if not isinstance(config, spec.config_class):
         raise ValueError(f"model {name!r} needs a {spec.config_class.__name__}, got {type(config).__name__}")
-    return spec.model_class(config, seed=seed)
+    return spec.model_class(config, seed=seed, precision=precision)
 
 
 __all__ = [

@@ -32,6 +32,10 @@ Differences from the CUT code, all without changing the maths:
   value at initialisation is ln(257) instead of our ln(256) for 256 patches.
 - The blur-pool / anti-aliased up-sampling run as average pools / bilinear interpolation (same operator,
   see :mod:`cut_translation.networks`).
+
+Precision: with ``precision="bf16"`` the forward passes of ``G``, ``D`` and the MLP heads run under bf16
+autocast (:mod:`ssl_shared.precision`); the generated images, the discriminator's logits and the projected
+patch features are cast to fp32 before any loss, so every loss, weight, gradient and Adam state is fp32.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ from cut_translation.networks import PatchDiscriminator, ResnetGenerator, check_
 from ssl_shared.cli import check_choice, check_positive
 from ssl_shared.errors import NonFiniteLossError, UserError
 from ssl_shared.losses import PATCH_NEGATIVE_MODES, patch_nce_loss
+from ssl_shared.precision import autocast
+
+#: Resolved precisions a model trains in (``ssl_shared.precision.resolve_precision`` turns ``auto`` into one).
+MODEL_PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -121,6 +129,12 @@ def set_requires_grad(module: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
+def check_model_precision(precision: str) -> None:
+    """``ValueError`` unless ``precision`` is a resolved precision (:data:`MODEL_PRECISIONS`)."""
+    if precision not in MODEL_PRECISIONS:
+        raise ValueError(f"a model trains in a resolved precision {MODEL_PRECISIONS}, got {precision!r}")
+
+
 def make_adam(module: nn.Module, lr: float, beta1: float, beta2: float) -> torch.optim.Adam:
     return torch.optim.Adam(module.parameters(), lr=lr, betas=(beta1, beta2), fused=True)
 
@@ -128,9 +142,12 @@ def make_adam(module: nn.Module, lr: float, beta1: float, beta2: float) -> torch
 class CUTModel(nn.Module):
     """CUT / FastCUT: ``G`` (``self.netG``), ``D`` (``self.netD``), MLP heads ``H`` (``self.netF``) and their optimisers."""
 
-    def __init__(self, config: CUTConfig | None = None, seed: int | None = None) -> None:
-        """``seed`` fixes every initial weight (None: torch's global generator)."""
+    def __init__(self, config: CUTConfig | None = None, seed: int | None = None, precision: str = "fp32") -> None:
+        """``seed`` fixes every initial weight (None: torch's global generator); ``precision``: ``fp32`` or
+        ``bf16`` (autocast of the network forward passes, see the module docstring)."""
         super().__init__()
+        check_model_precision(precision)
+        self.precision = precision
         self.config = config or CUTConfig()
         c = self.config
         self.netG = ResnetGenerator(c.generator)
@@ -184,9 +201,10 @@ class CUTModel(nn.Module):
         # per layer: (B, N) locations, group g's draw repeated for its images
         key_ids = [torch.stack(per_layer).repeat_interleave(per_group, 0) for per_layer in zip(*drawn)]
         query_ids = [mirror_locations(i, f.shape[3]) if flipped else i for i, f in zip(key_ids, query_feats)]
-        with torch.no_grad():
-            keys = self.netF([gather_patches(f, i) for f, i in zip(key_feats, key_ids)])
-        queries = self.netF([gather_patches(f, i) for f, i in zip(query_feats, query_ids)])
+        with autocast(self.precision, key_feats[0].device):  # the heads return fp32 unit vectors
+            with torch.no_grad():
+                keys = self.netF([gather_patches(f, i) for f, i in zip(key_feats, key_ids)])
+            queries = self.netF([gather_patches(f, i) for f, i in zip(query_feats, query_ids)])
         losses = []
         for g in range(groups):
             rows = slice(g * per_group, (g + 1) * per_group)
@@ -210,20 +228,24 @@ class CUTModel(nn.Module):
         flipped = c.flip_equivariance and bool(torch.rand((), generator=self.generator).item() < 0.5)
         g_input = torch.flip(real, dims=[3]) if flipped else real
         layers = c.nce_layers
-        if use_nce and not flipped:
-            fake, real_feats = self.netG.forward_with_features(g_input, layers)  # keys: read without grad
-        else:
-            fake = self.netG(g_input)
-            real_feats = None
-        if use_nce and flipped:
-            with torch.no_grad():
-                real_feats = self.netG.encode(real, layers)
+        device = real_a.device
+        with autocast(self.precision, device):
+            if use_nce and not flipped:
+                fake, real_feats = self.netG.forward_with_features(g_input, layers)  # keys: read without grad
+            else:
+                fake = self.netG(g_input)
+                real_feats = None
+            if use_nce and flipped:
+                with torch.no_grad():
+                    real_feats = self.netG.encode(real, layers)
+        fake = fake.float()
         fake_b = fake[:n]
 
         # D step (D sees real y and detached G(x) in one batch).
         set_requires_grad(self.netD, True)
         self.optimizers["D"].zero_grad(set_to_none=True)
-        pred = self.netD(torch.cat([fake_b.detach(), real_b], 0))
+        with autocast(self.precision, device):
+            pred = self.netD(torch.cat([fake_b.detach(), real_b], 0)).float()
         loss_d = discriminator_loss(pred[n:], pred[:n], c.gan_mode)
         raise_if_non_finite("D", loss_d.detach(), step)
         loss_d.backward()
@@ -234,13 +256,18 @@ class CUTModel(nn.Module):
         self.optimizers["G"].zero_grad(set_to_none=True)
         if use_nce:
             self.optimizers["F"].zero_grad(set_to_none=True)
-        loss_g_gan = c.lambda_gan * generator_loss(self.netD(fake_b), c.gan_mode) if c.lambda_gan > 0 else None
+        loss_g_gan = None
+        if c.lambda_gan > 0:
+            with autocast(self.precision, device):
+                pred_fake = self.netD(fake_b).float()
+            loss_g_gan = c.lambda_gan * generator_loss(pred_fake, c.gan_mode)
         out = {"D": loss_d.detach()}
         loss_g = loss_g_gan if loss_g_gan is not None else torch.zeros((), device=real_a.device)
         if loss_g_gan is not None:
             out["G_GAN"] = loss_g_gan.detach()
         if use_nce:
-            query_feats = self.netG.encode(fake, layers)  # G(x) and, for CUT, G(y) in one batch
+            with autocast(self.precision, device):
+                query_feats = self.netG.encode(fake, layers)  # G(x) and, for CUT, G(y) in one batch
             nce = self.nce_losses(query_feats, real_feats, flipped, groups=2 if c.nce_idt else 1)
             out["NCE"] = nce[0].detach()
             if c.nce_idt:

@@ -14,6 +14,10 @@ Initialisation N(0, 0.02) as in the CycleGAN code (xavier as an option).
 
 Same maths, fewer calls: ``G_A`` runs once on ``cat(x, y)`` (giving ``G_A(x)`` and the identity ``G_A(y)``)
 and ``G_B`` once on ``cat(y, x)``; each discriminator sees real and pooled fake images in one batch.
+
+Precision: with ``precision="bf16"`` the generator and discriminator forward passes run under bf16 autocast
+(:mod:`ssl_shared.precision`); generated images and logits are cast to fp32 before the losses and the image
+pools, so every loss, weight, gradient and Adam state is fp32.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ import torch
 from torch import nn
 
 from cut_translation.models.config import TranslationConfig, check_non_negative
-from cut_translation.models.cut import raise_if_non_finite, set_requires_grad
+from cut_translation.models.cut import check_model_precision, raise_if_non_finite, set_requires_grad
 from cut_translation.models.gan_loss import discriminator_loss, generator_loss
 from cut_translation.models.image_pool import ImagePool
 from cut_translation.networks import INIT_TYPES, PatchDiscriminator, ResnetGenerator, init_weights
 from ssl_shared.cli import check_positive
+from ssl_shared.precision import autocast
 
 
 @dataclass
@@ -57,9 +62,12 @@ def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class CycleGANModel(nn.Module):
     """CycleGAN with ``netG_A``, ``netG_B``, ``netD_A``, ``netD_B``, two image pools and two optimisers."""
 
-    def __init__(self, config: CycleGANConfig | None = None, seed: int | None = None) -> None:
-        """``seed`` fixes every initial weight (None: torch's global generator)."""
+    def __init__(self, config: CycleGANConfig | None = None, seed: int | None = None, precision: str = "fp32") -> None:
+        """``seed`` fixes every initial weight (None: torch's global generator); ``precision``: ``fp32`` or
+        ``bf16`` (autocast of the network forward passes, see the module docstring)."""
         super().__init__()
+        check_model_precision(precision)
+        self.precision = precision
         self.config = config or CycleGANConfig()
         c = self.config
         self.netG_A = ResnetGenerator(c.generator)
@@ -96,14 +104,17 @@ class CycleGANModel(nn.Module):
         c = self.config
         n = real_a.shape[0]
         use_idt = c.lambda_identity > 0
-        out_a = self.netG_A(torch.cat([real_a, real_b], 0) if use_idt else real_a)
-        out_b = self.netG_B(torch.cat([real_b, real_a], 0) if use_idt else real_b)
-        fake_b, fake_a = out_a[:n], out_b[:n]
-        rec_a = self.netG_B(fake_b)
-        rec_b = self.netG_A(fake_a)
+        with autocast(self.precision, real_a.device):
+            out_a = self.netG_A(torch.cat([real_a, real_b], 0) if use_idt else real_a).float()
+            out_b = self.netG_B(torch.cat([real_b, real_a], 0) if use_idt else real_b).float()
+            fake_b, fake_a = out_a[:n], out_b[:n]
+            rec_a = self.netG_B(fake_b).float()
+            rec_b = self.netG_A(fake_a).float()
+            pred_fake_b = self.netD_A(fake_b).float()
+            pred_fake_a = self.netD_B(fake_a).float()
         losses = {
-            "G_A": generator_loss(self.netD_A(fake_b), c.gan_mode),
-            "G_B": generator_loss(self.netD_B(fake_a), c.gan_mode),
+            "G_A": generator_loss(pred_fake_b, c.gan_mode),
+            "G_B": generator_loss(pred_fake_a, c.gan_mode),
             "cycle_A": c.lambda_cycle * l1(rec_a, real_a),
             "cycle_B": c.lambda_cycle * l1(rec_b, real_b),
         }
@@ -134,8 +145,9 @@ class CycleGANModel(nn.Module):
         n = real_a.shape[0]
         pooled_b = self.pool_fake_b.query(fake_b, self.generator)
         pooled_a = self.pool_fake_a.query(fake_a, self.generator)
-        pred_a = self.netD_A(torch.cat([real_b, pooled_b], 0))
-        pred_b = self.netD_B(torch.cat([real_a, pooled_a], 0))
+        with autocast(self.precision, real_a.device):
+            pred_a = self.netD_A(torch.cat([real_b, pooled_b], 0)).float()
+            pred_b = self.netD_B(torch.cat([real_a, pooled_a], 0)).float()
         loss_d_a = discriminator_loss(pred_a[:n], pred_a[n:], c.gan_mode)
         loss_d_b = discriminator_loss(pred_b[:n], pred_b[n:], c.gan_mode)
         raise_if_non_finite("D", (loss_d_a + loss_d_b).detach(), step)

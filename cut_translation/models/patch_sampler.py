@@ -58,7 +58,11 @@ def gather_patches(feat: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 
 
 class PatchMLPHeads(nn.Module):
-    """One 2-layer MLP per PatchNCE layer, output L2-normalised: ``normalize(W2 relu(W1 x + b1) + b2)``."""
+    """One 2-layer MLP per PatchNCE layer, output L2-normalised: ``normalize(W2 relu(W1 x + b1) + b2)``.
+
+    The normalisation runs in fp32 whatever the MLP's precision (under bf16 autocast the linear layers give
+    bf16), so the unit vectors that PatchNCE compares are fp32.
+    """
 
     def __init__(self, in_channels: list[int], out_dim: int = 256) -> None:
         super().__init__()
@@ -73,4 +77,4 @@ class PatchMLPHeads(nn.Module):
         """``patches[l]`` of shape (B, N, C_l) -> list of (B, N, out_dim) unit vectors."""
         if len(patches) != len(self.mlps):
             raise ValueError(f"got {len(patches)} layers of patches for {len(self.mlps)} MLP heads")
-        return [F.normalize(mlp(p), dim=-1, eps=1e-7) for mlp, p in zip(self.mlps, patches)]
+        return [F.normalize(mlp(p).float(), dim=-1, eps=1e-7) for mlp, p in zip(self.mlps, patches)]
