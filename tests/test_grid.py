@@ -681,3 +681,16 @@ def test_committed_smoke_report_regenerates_byte_identically(tmp_path):
         if path.is_file():
             assert (tmp_path / "smoke" / path.name).read_bytes() == path.read_bytes(), path.name
     assert sorted(os.listdir(tmp_path / "smoke" / "runs")) == sorted(os.listdir(committed / "runs"))
+
+
+def test_report_copies_run_files_with_repository_paths_made_relative(tmp_path):
+    from experiments.grid.report import copy_portably
+    from ssl_shared.provenance import REPO
+
+    source = tmp_path / "config.json"
+    source.write_text(json.dumps({"out": f"{REPO}/runs/grids/g/runs/seed=1", "data": "/data/elsewhere"}))
+    copy_portably(source, tmp_path / "copy.json")
+    assert json.loads((tmp_path / "copy.json").read_text()) == {
+        "out": "runs/grids/g/runs/seed=1",
+        "data": "/data/elsewhere",
+    }

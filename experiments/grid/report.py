@@ -30,7 +30,7 @@ from experiments.grid.state import Layout
 from experiments.grid.trainers import Trainer
 from ssl_shared.errors import UserError
 from ssl_shared.provenance import hardware_line, package_versions
-from ssl_shared.run_dir import atomic_write_text
+from ssl_shared.run_dir import atomic_write_bytes, atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -64,11 +64,25 @@ def sync_results(plan: Plan, trainer: Trainer, runs: Layout, dest: Path) -> int:
         target.mkdir(parents=True, exist_ok=True)
         for name in trainer.data_files:
             if (out / name).is_file():
-                shutil.copyfile(out / name, target / name)
+                copy_portably(out / name, target / name)
             elif (target / name).is_file():  # left from an earlier run of this cell: not this run's data
                 (target / name).unlink()
         copied += 1
     return copied
+
+
+def copy_portably(source: Path, target: Path) -> None:
+    """Copy a run file for committing: paths under the repository root become relative to it (a run's
+    ``config.json`` records its absolute ``--out``), so results read the same on every machine."""
+    from ssl_shared.provenance import REPO
+
+    if source.suffix not in (".json", ".csv", ".md", ".txt"):
+        shutil.copyfile(source, target)
+        return
+    data = source.read_bytes()  # bytes: line endings (CSV's \r\n) are kept
+    for root in {str(REPO), str(REPO.resolve())}:
+        data = data.replace(root.encode() + b"/", b"")
+    atomic_write_bytes(target, data)
 
 
 def finished_in_results(plan: Plan, trainer: Trainer, dest: Path) -> list[Finished]:

@@ -1,3 +1,0 @@
-from cut_translation.transfer.pipeline import main
-
-main()
