@@ -522,7 +522,54 @@ def markdown(result: Mapping[str, Any]) -> str:
             f"| {n} | {r['bytes_per_transition']:,.0f} | "
             f"{_cell(result['replay']['ratio_to_ours'], n, '.2f')} | {r['stored']} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + implied_run_lines(result)) + "\n"
+
+
+#: The CURL paper's 100K-env-step cartpole-swingup run: action repeat 8, 1000 random agent steps, then one
+#: update per agent step; 10 evaluation episodes of 1000 env steps at 0, every 10K env steps and at the end.
+IMPLIED_RUN = {"env_steps": 100_000, "action_repeat": 8, "init_agent_steps": 1000, "eval_env_steps": 11 * 10 * 1000}
+
+
+def implied_run_seconds(result: Mapping[str, Any], worker: str, batch: str) -> dict[str, float]:
+    """Wall seconds of :data:`IMPLIED_RUN` from this benchmark's measured rates for ``worker``: updates x the
+    median update time + training env steps at the random-action rate for the random warm-up and the
+    policy-action rate after it + evaluation env steps at the policy-action rate."""
+    run = IMPLIED_RUN
+    agent_steps = run["env_steps"] // run["action_repeat"]
+    updates = agent_steps - run["init_agent_steps"]
+    random_rate = result["collection"]["random_actions"]["env_steps_per_s"][worker]
+    policy_rate = result["collection"]["policy_actions"]["env_steps_per_s"][worker]
+    update_s = result["updates"][batch]["wall_s_per_update"]["median"][worker]
+    collect_s = (
+        run["init_agent_steps"] * run["action_repeat"] / random_rate + updates * run["action_repeat"] / policy_rate
+    )
+    parts = {"updates": updates * update_s, "collection": collect_s, "evaluation": run["eval_env_steps"] / policy_rate}
+    return {**parts, "total": sum(parts.values())}
+
+
+def implied_run_lines(result: Mapping[str, Any]) -> list[str]:
+    """A markdown section: the wall time a 100K-env-step run would take with each worker's measured rates."""
+    names = list(result["peak_rss_bytes"])
+    lines = [
+        "",
+        "## Implied 100K-env-step cartpole-swingup run (computed from the rates above, not a measured run)",
+        "",
+        "11,500 updates after 1,000 random agent steps, 100K training env steps and 110 evaluation episodes "
+        "(10 at 0, every 10K and at the end) at the measured update and collection rates of each worker.",
+        "",
+        "| batch | worker | updates h | collection h | evaluation h | total h | ratio to ours |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for batch in result["updates"]:
+        ours = implied_run_seconds(result, OURS, batch)["total"]
+        for n in names:
+            t = implied_run_seconds(result, n, batch)
+            ratio = "-" if n == OURS else f"{t['total'] / ours:.2f}x"
+            lines.append(
+                f"| {batch} | {n} | {t['updates'] / 3600:.2f} | {t['collection'] / 3600:.2f} | "
+                f"{t['evaluation'] / 3600:.2f} | {t['total'] / 3600:.2f} | {ratio} |"
+            )
+    return lines
 
 
 def write_result(result: Mapping[str, Any], out: Path) -> None:

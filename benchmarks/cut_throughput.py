@@ -14,7 +14,7 @@ images in [-1, 1] already on the device (data loading is excluded, as from the o
 ``optimize_time``). Same torch thread count and device for every worker.
 
 - ours: ``cut_translation.models.build_model(name)`` (the paper presets), timed ``model.train_step(a, b)``,
-  in a process set up as ``cut-train`` sets it up (``reuse_freed_host_memory()``);
+  in a process set up as ``scv-cut-train`` sets it up (``reuse_freed_host_memory()``);
 - official: set up as its ``train.py`` does: ``TrainOptions().parse()`` on ``--model cut --CUT_mode CUT``,
   ``--model cut --CUT_mode FastCUT`` or ``--model cycle_gan`` (``--gpu_ids -1``, or ``0`` on CUDA),
   ``create_model``, ``data_dependent_initialize``, ``setup``, ``parallelize``; timed ``set_input`` +
@@ -26,7 +26,7 @@ things around the unmodified code: ``cycle_gan_model.py`` reads ``opt.amp``, whi
 (set to ``False``: no apex mixed precision), and its ``data_dependent_initialize`` takes no data (called
 without it).
 
-``--ours-precisions fp32 bf16`` times our code in several precisions side by side (``cut-train
+``--ours-precisions fp32 bf16`` times our code in several precisions side by side (``scv-cut-train
 --precision``: bf16 autocast of the network forward passes; ``auto`` resolves on the worker's device), one
 worker per precision: the first is the reference ``ours``, the others are ``ours-<precision>``; every ratio
 is given relative to each of our workers (``ratio_to`` in the JSON; ``ratio_to_ours`` is the one to the
@@ -138,7 +138,7 @@ def ours_worker(spec: Mapping[str, Any], args: argparse.Namespace) -> None:
     from ssl_shared.host_memory import reuse_freed_host_memory
     from ssl_shared.precision import resolve_precision
 
-    reuse_freed_host_memory()  # as cut-train
+    reuse_freed_host_memory()  # as scv-cut-train
     device, a, b, sync = _setup(args, spec["crop"])
     precision = resolve_precision(spec["precision"], device)
     model = build_model(spec["model"], precision=precision).to(device)
@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["fp32"],
         choices=PRECISION_CHOICES,
-        help="our code once per precision, side by side (cut-train --precision); the first is the reference 'ours'",
+        help="our code once per precision, side by side (scv-cut-train --precision); the first is the reference 'ours'",
     )
     p.add_argument(
         "--out",

@@ -1,4 +1,4 @@
-"""What zero-shot visual transfer (``cut-transfer``) costs: env steps, translator training, per-frame translation.
+"""What zero-shot visual transfer (``scv-transfer``) costs: env steps, translator training, per-frame translation.
 
     MUJOCO_GL=egl nice -n 10 python benchmarks/transfer_cost.py --threads 1 \\
         --agent-run runs/agent --out benchmarks/results/transfer_cost_cpu

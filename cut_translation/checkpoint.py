@@ -1,4 +1,4 @@
-"""Checkpoints of ``cut-train`` runs: layout, writing, finding and reading them.
+"""Checkpoints of ``scv-cut-train`` runs: layout, writing, finding and reading them.
 
 Layout (written through :class:`ssl_shared.run_dir.CheckpointStore`, so a complete checkpoint exists at
 every instant, also when the process is killed during a save)::
@@ -7,8 +7,8 @@ every instant, also when the process is killed during a save)::
     RUN/checkpoints/step-0000000500/meta.json   model name, model and run configs, iteration, FID history
     RUN/checkpoints/step-0000000500/state.pt    weights ("model_state") and optimiser/pool state ("extra")
 
-Runs of earlier versions kept everything in one file, ``RUN/checkpoints/latest.pt``; ``cut-translate`` and
-``cut-evaluate`` still read it. Files are read with ``torch.load(weights_only=True)`` (tensors and plain
+Runs of earlier versions kept everything in one file, ``RUN/checkpoints/latest.pt``; ``scv-cut-translate`` and
+``scv-cut-evaluate`` still read it. Files are read with ``torch.load(weights_only=True)`` (tensors and plain
 containers only, no code is run), and every problem with a checkpoint given by the user (missing,
 truncated, not a checkpoint, weights that do not fit the model) is a one-line
 :class:`~ssl_shared.errors.UserError` naming the file.
@@ -96,7 +96,7 @@ def read_meta(folder: Path, flag: str = "--checkpoint") -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text())
     except FileNotFoundError as err:
-        raise UserError(f"{_where(flag, folder)}: {META_FILE} is missing; not a cut-train checkpoint") from err
+        raise UserError(f"{_where(flag, folder)}: {META_FILE} is missing; not a scv-cut-train checkpoint") from err
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{_where(flag, path)}: not valid JSON ({err}); the checkpoint is damaged") from err
     _check_meta(meta, path, flag)
@@ -106,7 +106,7 @@ def read_meta(folder: Path, flag: str = "--checkpoint") -> dict[str, Any]:
 def _check_meta(meta: Any, path: Path, flag: str) -> None:
     missing = [k for k in _META_KEYS if not isinstance(meta, dict) or k not in meta]
     if missing:
-        raise UserError(f"{_where(flag, path)}: not a cut-train checkpoint (lacks {', '.join(missing)})")
+        raise UserError(f"{_where(flag, path)}: not a scv-cut-train checkpoint (lacks {', '.join(missing)})")
     if meta["model"] not in MODEL_NAMES:
         raise UserError(
             f"{_where(flag, path)}: unknown model {meta['model']!r}; this version knows {', '.join(MODEL_NAMES)}"
@@ -123,7 +123,7 @@ def read_checkpoint(path: str | Path, flag: str = "--checkpoint") -> tuple[dict[
     else:  # an earlier version's single file
         legacy = torch_load(found, flag)
         if not isinstance(legacy, dict) or "model_name" not in legacy or "model_state" not in legacy:
-            raise UserError(f"{_where(flag, found)}: not a cut-train checkpoint (a torch file of something else)")
+            raise UserError(f"{_where(flag, found)}: not a scv-cut-train checkpoint (a torch file of something else)")
         meta = {
             "model": legacy["model_name"],
             "model_config": legacy.get("model_config", {}),
@@ -135,7 +135,7 @@ def read_checkpoint(path: str | Path, flag: str = "--checkpoint") -> tuple[dict[
         state = legacy
         where = found
     if not isinstance(state, dict) or not isinstance(state.get("model_state"), dict):
-        raise UserError(f"{_where(flag, where)}: holds no model weights; not a cut-train checkpoint")
+        raise UserError(f"{_where(flag, where)}: holds no model weights; not a scv-cut-train checkpoint")
     return meta, state
 
 

@@ -1,24 +1,24 @@
-"""The ``cut-train``, ``cut-translate`` and ``cut-evaluate`` commands (also ``python -m cut_translation train|...``).
+"""The ``scv-cut-train``, ``scv-cut-translate`` and ``scv-cut-evaluate`` commands (also ``python -m cut_translation train|...``).
 
 Worked example on the offline benchmark (``dmc-restyle``, 64 px)::
 
-    MUJOCO_GL=egl dmc-restyle --out data/dmc-restyle-64 --size 64
-    cut-train --model cut --data data/dmc-restyle-64 --load-size 72 --crop-size 64 --iters 2000 --out runs/cut64
-    cut-translate --checkpoint runs/cut64 --input data/dmc-restyle-64/testA --out runs/cut64/translated
-    cut-evaluate --checkpoint runs/cut64 --data data/dmc-restyle-64
+    MUJOCO_GL=egl scv-dmc-restyle --out data/dmc-restyle-64 --size 64
+    scv-cut-train --model cut --data data/dmc-restyle-64 --load-size 72 --crop-size 64 --iters 2000 --out runs/cut64
+    scv-cut-translate --checkpoint runs/cut64 --input data/dmc-restyle-64/testA --out runs/cut64/translated
+    scv-cut-evaluate --checkpoint runs/cut64 --data data/dmc-restyle-64
 
-``cut-train``'s options come from :class:`~cut_translation.trainer.TrainConfig` and from the config classes
+``scv-cut-train``'s options come from :class:`~cut_translation.trainer.TrainConfig` and from the config classes
 of the registered models (:data:`cut_translation.models.MODELS`): every field is a flag whose help is the
 field's comment, and an option whose field the chosen model's config lacks is refused for that model.
 ``--resume`` keeps the saved value of every option not given and refuses given values that differ from
 the saved ones (except the iteration budget, device, threads and logging intervals).
 
-``cut-translate`` and ``cut-evaluate`` take ``--precision`` for the generator's forward pass (``bf16``: bf16
-autocast; ``auto``: bf16 where the device has bf16 matrix units). ``cut-translate`` defaults to ``auto``;
-``cut-evaluate`` defaults to ``fp32``, so that the metrics of a checkpoint do not depend on the machine, and
+``scv-cut-translate`` and ``scv-cut-evaluate`` take ``--precision`` for the generator's forward pass (``bf16``: bf16
+autocast; ``auto``: bf16 where the device has bf16 matrix units). ``scv-cut-translate`` defaults to ``auto``;
+``scv-cut-evaluate`` defaults to ``fp32``, so that the metrics of a checkpoint do not depend on the machine, and
 records the resolved precision in its results.
 
-``cut-translate`` accepts any image size: the image is padded on the right and bottom to a multiple of 4
+``scv-cut-translate`` accepts any image size: the image is padded on the right and bottom to a multiple of 4
 (the generator halves the resolution twice) and to at least 8 pixels (the residual blocks reflect-pad
 their quarter-resolution maps by one pixel), with reflection where the image is larger than the pad and
 edge replication where it is not, translated, and cropped back to its original size. ``--size N``
@@ -87,7 +87,7 @@ def _config_classes() -> list[type]:
 
 
 def option_fields(cls: type) -> set[str]:
-    """Names of the ``cut-train`` options that a model with config class ``cls`` accepts."""
+    """Names of the ``scv-cut-train`` options that a model with config class ``cls`` accepts."""
     names = set()
     nested = _nested_configs(cls)
     for f in dataclasses.fields(cls):
@@ -182,9 +182,9 @@ def model_overrides(given: dict[str, Any], model: str) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def build_train_parser() -> OneLineArgumentParser:
-    """The ``cut-train`` parser (built once per process: reading the help comments parses the config sources)."""
+    """The ``scv-cut-train`` parser (built once per process: reading the help comments parses the config sources)."""
     p = OneLineArgumentParser(
-        prog="cut-train",
+        prog="scv-cut-train",
         description="Train CUT, FastCUT or CycleGAN on DATA/trainA, trainB. Model options default to the paper "
         "preset of --model.",
     )
@@ -199,7 +199,7 @@ def build_train_parser() -> OneLineArgumentParser:
     return p
 
 
-@command("cut-train")
+@command("scv-cut-train")
 def train_main(argv: Sequence[str] | None = None) -> None:
     args = build_train_parser().parse_args(argv)
     train_values = explicit_values(args, TrainConfig)
@@ -321,9 +321,9 @@ def _targets(paths: list[Path], out: Path) -> list[Path]:
     return targets
 
 
-@command("cut-translate")
+@command("scv-cut-translate")
 def translate_main(argv: Sequence[str] | None = None) -> None:
-    p = OneLineArgumentParser(prog="cut-translate", description="Translate one image or a folder with a trained G.")
+    p = OneLineArgumentParser(prog="scv-cut-translate", description="Translate one image or a folder with a trained G.")
     p.add_argument("--checkpoint", required=True, help="run folder, its checkpoints/ folder or a checkpoint")
     p.add_argument("--input", required=True, help="an image file or a folder of images (any size)")
     p.add_argument("--out", required=True, help="output folder (PNG, same base names)")
@@ -347,15 +347,15 @@ def translate_main(argv: Sequence[str] | None = None) -> None:
     generator = model.translator.eval()
     for target, image in tqdm(list(zip(targets, images)), desc="translate"):
         save_unit_png(translate_image(generator, image.to(device), args.size, precision), target)
-    print(f"cut-translate: wrote {len(targets)} image(s) to {out} (precision {precision})")
+    print(f"scv-cut-translate: wrote {len(targets)} image(s) to {out} (precision {precision})")
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
 
 
-@command("cut-evaluate")
+@command("scv-cut-evaluate")
 def evaluate_main(argv: Sequence[str] | None = None) -> None:
-    p = OneLineArgumentParser(prog="cut-evaluate", description="Paired metrics (and FID/KID) of a trained G.")
+    p = OneLineArgumentParser(prog="scv-cut-evaluate", description="Paired metrics (and FID/KID) of a trained G.")
     p.add_argument("--checkpoint", required=True, help="run folder, its checkpoints/ folder or a checkpoint")
     p.add_argument("--data", required=True, help="dataset root with {phase}A/ and {phase}B/")
     p.add_argument("--phase", default="test", help="split to evaluate: reads DATA/PHASEA and DATA/PHASEB")
@@ -490,7 +490,7 @@ def evaluate(
             f"skipped: no --inception-weights / ${WEIGHTS_ENV} given (FID/KID need the InceptionV3 FID weights "
             "file; see cut_translation/inception.py)"
         )
-        print(f"cut-evaluate: FID/KID {result['fid_kid']}", file=sys.stderr)
+        print(f"scv-cut-evaluate: FID/KID {result['fid_kid']}", file=sys.stderr)
     return result
 
 

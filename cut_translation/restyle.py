@@ -20,7 +20,7 @@ PNGs. Images are rendered into a sibling folder ``OUT.partial/`` that replaces `
 ``.partial`` folder, and the next start removes the one a killed run left (or, when it is complete and
 ``OUT`` is missing, moves it into place). A rerun with the same parameters is skipped.
 
-Usage: ``MUJOCO_GL=egl dmc-restyle --out data/dmc-restyle --size 64 --train 1000 --test 200 --seed 0``
+Usage: ``MUJOCO_GL=egl scv-dmc-restyle --out data/dmc-restyle --size 64 --train 1000 --test 200 --seed 0``
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def require_headless_gl() -> None:
     if backend not in ALLOWED_GL:
         raise UserError(
             f"dmc-restyle renders with MuJoCo and needs MUJOCO_GL set before start (got {backend!r}); "
-            f"run e.g. `MUJOCO_GL=egl dmc-restyle ...` (allowed: {', '.join(ALLOWED_GL)})"
+            f"run e.g. `MUJOCO_GL=egl scv-dmc-restyle ...` (allowed: {', '.join(ALLOWED_GL)})"
         )
 
 
@@ -277,7 +277,7 @@ def generate(config: RestyleConfig, overwrite: bool = False) -> dict[str, Any]:
     if manifest_path.exists() and not overwrite:
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("parameters") == params:
-            print(f"dmc-restyle: {out} already holds this benchmark ({manifest_path}); skipping")
+            print(f"scv-dmc-restyle: {out} already holds this benchmark ({manifest_path}); skipping")
             return manifest
         raise UserError(
             f"--out {out} holds a dmc-restyle benchmark with other parameters ({manifest_path}); "
@@ -316,7 +316,7 @@ def _render_all(config: RestyleConfig, folder: Path) -> dict[str, dict[str, int]
     test_counts = split_counts(config.test, len(config.tasks))
     total = 2 * config.train + 2 * config.test
     counts: dict[str, dict[str, int]] = {}
-    with tqdm(total=total, desc="dmc-restyle", unit="img") as bar:
+    with tqdm(total=total, desc="scv-dmc-restyle", unit="img") as bar:
         for i, name in enumerate(config.tasks):
             renderer = TaskRenderer(name, config.style, seed=0)
             jobs = (
@@ -352,7 +352,7 @@ def _cli_args(config: RestyleConfig) -> list[str]:
 
 def build_parser() -> OneLineArgumentParser:
     parser = OneLineArgumentParser(
-        prog="dmc-restyle",
+        prog="scv-dmc-restyle",
         description="Render the dmc-restyle unpaired translation benchmark (needs MUJOCO_GL=egl).",
     )
     add_dataclass_options(parser, RestyleConfig, exclude=NOT_OPTIONS)
@@ -360,12 +360,12 @@ def build_parser() -> OneLineArgumentParser:
     return parser
 
 
-@command("dmc-restyle")
+@command("scv-dmc-restyle")
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     config = RestyleConfig(**explicit_values(args, RestyleConfig))
     manifest = generate(config, overwrite=args.overwrite)
-    print(f"dmc-restyle: {config.out}: {json.dumps(manifest['splits'])}")
+    print(f"scv-dmc-restyle: {config.out}: {json.dumps(manifest['splits'])}")
 
 
 if __name__ == "__main__":

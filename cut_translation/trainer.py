@@ -83,7 +83,7 @@ from ssl_shared.run_dir import CheckpointStore, CsvLog, atomic_write_json, check
 
 #: Files whose presence means a folder already holds a run (besides a checkpoint).
 RUN_MARKERS = ("config.json", "launches.json", "losses.csv", "summary.json", f"checkpoints/{LEGACY_FILE}")
-#: How ``cut-train --help`` shows defaults that are not plain values.
+#: How ``scv-cut-train --help`` shows defaults that are not plain values.
 DEFAULTS_SHOWN = {
     "data": "required for a new run",
     "out": "required",
@@ -101,10 +101,10 @@ UNRECORDED_PRECISION = "fp32"
 
 @dataclass
 class TrainConfig:
-    """Run settings of ``cut-train`` (data, length, logging); model hyperparameters live in the model config.
+    """Run settings of ``scv-cut-train`` (data, length, logging); model hyperparameters live in the model config.
 
     Defaults follow the CUT code's ``base_options.py`` / ``train_options.py`` (Park et al. 2020,
-    arXiv:2007.15651). Every field is a ``cut-train`` flag whose help is the trailing comment.
+    arXiv:2007.15651). Every field is a ``scv-cut-train`` flag whose help is the trailing comment.
     """
 
     model: str = field(default="cut", metadata={"help": "translation model", "choices": lambda: MODEL_NAMES})
@@ -256,8 +256,8 @@ def open_run_dir(out: Path, resume: bool) -> CheckpointStore:
     if store.latest() is None:
         if resume and legacy.is_file():
             raise UserError(
-                f"--resume: {legacy} is a single-file checkpoint of an earlier version; cut-translate and "
-                "cut-evaluate read it, but resuming needs a run started with this version: choose another --out"
+                f"--resume: {legacy} is a single-file checkpoint of an earlier version; scv-cut-translate and "
+                "scv-cut-evaluate read it, but resuming needs a run started with this version: choose another --out"
             )
         held = [m for m in RUN_MARKERS if (out / m).exists()]
         if held and not legacy.is_file():

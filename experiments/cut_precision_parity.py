@@ -3,11 +3,11 @@
     nice -n 10 python -m experiments.cut_precision_parity --data data/dmc-restyle-64 --iters 4000 --seeds 0 1 \\
         --runs runs/cut_precision_parity --out experiments/results/cut_precision_parity
 
-Make the data with ``MUJOCO_GL=egl dmc-restyle --out data/dmc-restyle-64 --size 64 --train 1000 --test 200
---seed 0``. For every seed, one ``cut-train`` run per precision (``--precision fp32`` and ``bf16``), one run
+Make the data with ``MUJOCO_GL=egl scv-dmc-restyle --out data/dmc-restyle-64 --size 64 --train 1000 --test 200
+--seed 0``. For every seed, one ``scv-cut-train`` run per precision (``--precision fp32`` and ``bf16``), one run
 at a time, on the reduced CPU networks of ``experiments/grids/cut_table.toml``'s ``cpu`` protocol (ngf 16,
 6 residual blocks, ndf 32, load 72, crop 64) and the paper's learning-rate schedule (constant, then linear
-decay, in equal halves) laid over ``--iters``. Every checkpoint is then scored by ``cut-evaluate`` on the
+decay, in equal halves) laid over ``--iters``. Every checkpoint is then scored by ``scv-cut-evaluate`` on the
 test split (paired L1 / PSNR / SSIM against the ground-truth renders, with the identity baseline) twice:
 with fp32 inference, so that the training precision is the only difference, and with bf16 inference.
 
@@ -48,7 +48,7 @@ TIMING_FILE = "parity_timing.json"
 
 
 def train_argv(data: str, out: Path, seed: int, precision: str, iters: int, threads: int) -> list[str]:
-    """The ``cut-train`` command line of one run."""
+    """The ``scv-cut-train`` command line of one run."""
     return [
         *("-m", "cut_translation", "train", "--model", "cut", "--data", data, "--out", str(out)),
         *("--iters", str(iters), "--seed", str(seed), "--precision", precision, "--device", "cpu"),
@@ -58,7 +58,7 @@ def train_argv(data: str, out: Path, seed: int, precision: str, iters: int, thre
 
 
 def evaluate_argv(data: str, run: Path, precision: str, threads: int) -> list[str]:
-    """The ``cut-evaluate`` command line scoring ``run`` with ``precision`` inference."""
+    """The ``scv-cut-evaluate`` command line scoring ``run`` with ``precision`` inference."""
     return [
         *("-m", "cut_translation", "evaluate", "--checkpoint", str(run), "--data", data, "--device", "cpu"),
         *("--precision", precision, "--threads", str(threads), "--json", str(run / f"eval_{precision}.json")),
@@ -178,7 +178,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"CUT on `{s['data']}`, {s['iterations']} iterations, batch 1, seeds {s['seeds']}, "
         f"{s['threads']} torch thread(s), one run at a time; networks and sizes: `{' '.join(s['recipe'])}`; the "
         "paper's schedule (constant, then linear decay, in equal halves) over the iterations. Metrics: "
-        f"`cut-evaluate` on the {result['runs'][0]['paired_fp32_inference']['n']:.0f} test pairs, images in "
+        f"`scv-cut-evaluate` on the {result['runs'][0]['paired_fp32_inference']['n']:.0f} test pairs, images in "
         "[0, 1]. Wall and CPU times were measured on a shared, loaded machine: they say how long the runs took "
         "here, not how fast either precision is (see `benchmarks/cut_throughput.py --ours-precisions`).",
         "",

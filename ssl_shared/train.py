@@ -99,7 +99,7 @@ def _method_names() -> list[str]:
 
 @dataclass
 class TrainerConfig:
-    """Settings of one SSL run; every field is an ``ssl-train`` flag whose help is the trailing comment.
+    """Settings of one SSL run; every field is an ``scv-ssl-train`` flag whose help is the trailing comment.
 
     Defaults are CPU-sized; paper-scale runs raise ``steps``, ``batch_size`` and the backbone. The schedule
     follows SimCLR (Chen et al. 2020, arXiv:2002.05709): linear warm-up, then cosine decay without
@@ -159,7 +159,7 @@ RESUME_MAY_CHANGE = (
     "out",
     "resume",
 )
-#: Fields ``ssl-train --resume`` does not read from ``config.json``: they belong to this launch or machine.
+#: Fields ``scv-ssl-train --resume`` does not read from ``config.json``: they belong to this launch or machine.
 PER_LAUNCH = ("stop_after", "device", "threads", "channels_last", "out", "resume")
 #: Files whose presence means a folder already holds a run (besides a checkpoint).
 RUN_MARKERS = ("config.json", "train.csv", "probe.json", "checkpoint.pt")
@@ -405,11 +405,11 @@ def read_checkpoint(path: Path) -> dict:
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
         raise UserError(
             f"checkpoint {path} cannot be read ({type(err).__name__}: {one_line(err)[:160]}); it is truncated or "
-            "not an ssl-train checkpoint: restore it, or start a new run in another --out"
+            "not an scv-ssl-train checkpoint: restore it, or start a new run in another --out"
         ) from err
     keys = ("step", "method", "optimizer", "rng", "config")
     if not isinstance(state, dict) or any(k not in state for k in keys):
-        raise UserError(f"checkpoint {path} is not an ssl-train checkpoint (it lacks {', '.join(keys)})")
+        raise UserError(f"checkpoint {path} is not an scv-ssl-train checkpoint (it lacks {', '.join(keys)})")
     return state
 
 
@@ -826,7 +826,7 @@ def read_saved_config(path: Path) -> dict[str, Any]:
 
 def build_parser() -> OneLineArgumentParser:
     parser = OneLineArgumentParser(
-        prog="ssl-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="scv-ssl-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     shown = {f.name: getattr(TrainerConfig(), f.name) for f in dataclasses.fields(TrainerConfig)}
     shown.update(channels_last="on when on CUDA", threads="torch's default", stop_after="run to --steps")
@@ -850,7 +850,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainerConfig:
         if given.get("precision", alias) != alias:
             raise UserError(f"{flag} contradicts --precision {given['precision']}; give --precision alone")
         given["precision"] = alias
-        sys.stderr.write(f"ssl-train: {flag} is deprecated; use --precision {alias}\n")
+        sys.stderr.write(f"scv-ssl-train: {flag} is deprecated; use --precision {alias}\n")
     if given.get("resume"):
         saved_path = Path(given.get("out", TrainerConfig.out)) / "config.json"
         if saved_path.is_file():
@@ -859,7 +859,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainerConfig:
     return config_from_dict(given)
 
 
-@command("ssl-train")
+@command("scv-ssl-train")
 def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering for dmc:TASK data
     config = config_from_args(argv)

@@ -405,3 +405,19 @@ def test_cut_ours_precisions_time_one_worker_per_precision_with_ratios_to_each(t
 def test_cut_ours_precisions_refuses_a_precision_given_twice():
     with pytest.raises(SystemExit, match="--ours-precisions fp32 fp32"):
         cut_throughput.main(["--ours-precisions", "fp32", "fp32"], start_workers=never_start)
+
+
+def test_implied_100k_run_from_measured_rates_by_hand():
+    from benchmarks.curl_throughput import implied_run_seconds
+
+    result = {
+        "collection": {
+            "random_actions": {"env_steps_per_s": {"ours": 500.0}},
+            "policy_actions": {"env_steps_per_s": {"ours": 400.0}},
+        },
+        "updates": {"128": {"wall_s_per_update": {"median": {"ours": 0.25}}}},
+    }
+    t = implied_run_seconds(result, "ours", "128")
+    # 12,500 agent steps at action repeat 8: 1,000 random (8,000 env steps at 500/s = 16 s), then 11,500 updates
+    # (x 0.25 s = 2,875 s) with 92,000 env steps at 400/s (230 s); 110 evaluation episodes: 110,000 / 400 = 275 s
+    assert t == {"updates": 2875.0, "collection": 246.0, "evaluation": 275.0, "total": 3396.0}

@@ -346,21 +346,47 @@ def test_train_step_updates_and_is_finite(name):
         assert "NCE_Y" not in losses
 
 
+def _patch_nce_by_hand(model, query_feats, key_feats, generator: torch.Generator) -> float:
+    """lambda_NCE * mean over layers of PatchNCE, written out (Park et al. 2020, eq. 2, arXiv 2007.15651):
+    per layer, num_patches locations drawn as the CUT code does (a random permutation of H*W), the same for
+    query and key; each patch through the layer's MLP and L2-normalised; for query n of image b,
+    -log softmax_m(q_bn . k_bm / tau)[n] over the image's own patches m; mean over patches and images."""
+    c = model.config
+    per_layer = []
+    for layer, (q_map, k_map) in enumerate(zip(query_feats, key_feats)):
+        height, width = k_map.shape[2:]
+        ids = torch.randperm(height * width, generator=generator)[: c.num_patches]
+        rows, cols = ids // width, ids % width
+        q = q_map[:, :, rows, cols].transpose(1, 2)  # (B, N, C): indexing, not the model's gather
+        k = k_map[:, :, rows, cols].transpose(1, 2).detach()
+        mlp = model.netF.mlps[layer]
+        q, k = torch.nn.functional.normalize(mlp(q), dim=-1), torch.nn.functional.normalize(mlp(k), dim=-1)
+        logits = torch.einsum("bnc,bmc->bnm", q, k) / c.nce_temperature
+        log_softmax = logits - torch.logsumexp(logits, dim=2, keepdim=True)
+        per_layer.append(-torch.diagonal(log_softmax, dim1=1, dim2=2).mean())
+    return float(c.lambda_nce * torch.stack(per_layer).mean())
+
+
 def test_cut_generator_loss_matches_reference_recipe():
-    """G loss = lsgan(D(G(x))) + 0.5 * (NCE_X + NCE_Y), keys from separate encoder passes (the CUT code)."""
+    """G loss = lsgan(D(G(x))) + 0.5 * (NCE_X + NCE_Y) with PatchNCE written out in the test, keys from
+    separate encoder passes of x and y (the CUT code), locations drawn for x's layers, then y's."""
     torch.manual_seed(0)
     model = tiny("cut")
     x, y = images(1, 32, 7), images(1, 32, 8)
-    # reference, written as the CUT code does it, with the model's own random draws
-    model.generator.manual_seed(3)
-    fake = model.netG(torch.cat([x, y]))
-    nce_x = model.nce_loss(model.netG.encode(fake[:1], TINY_LAYERS), model.netG.encode(x, TINY_LAYERS), False)
-    nce_y = model.nce_loss(model.netG.encode(fake[1:], TINY_LAYERS), model.netG.encode(y, TINY_LAYERS), False)
+    with torch.no_grad():  # the reference: the generator before the step, and the same draws
+        fake = model.netG(torch.cat([x, y]))
+        draws = torch.Generator().manual_seed(3)
+        nce_x = _patch_nce_by_hand(
+            model, model.netG.encode(fake[:1], TINY_LAYERS), model.netG.encode(x, TINY_LAYERS), draws
+        )
+        nce_y = _patch_nce_by_hand(
+            model, model.netG.encode(fake[1:], TINY_LAYERS), model.netG.encode(y, TINY_LAYERS), draws
+        )
     d_before = {k: v.clone() for k, v in model.netD.state_dict().items()}
     model.generator.manual_seed(3)
     losses = model.train_step(x, y)
-    assert losses["NCE"] == pytest.approx(nce_x.item(), rel=1e-4)
-    assert losses["NCE_Y"] == pytest.approx(nce_y.item(), rel=1e-4)
+    assert losses["NCE"] == pytest.approx(nce_x, rel=1e-4)
+    assert losses["NCE_Y"] == pytest.approx(nce_y, rel=1e-4)
     # D was updated before the G step: recompute G_GAN with the updated D
     assert any(not torch.equal(v, d_before[k]) for k, v in model.netD.state_dict().items())
     assert losses["G"] == pytest.approx(losses["G_GAN"] + 0.5 * (losses["NCE"] + losses["NCE_Y"]), rel=1e-5)

@@ -124,7 +124,7 @@ def test_cli_reports_bad_size_without_traceback(capsys: pytest.CaptureFixture[st
         restyle.main(["--out", str(tmp_path / "x"), "--size", "300"])
     assert info.value.code == 2
     err = capsys.readouterr().err
-    assert err == "dmc-restyle: error: --size: got 300; allowed: an integer from 64 to 256 px\n"
+    assert err == "scv-dmc-restyle: error: --size: got 300; allowed: an integer from 64 to 256 px\n"
     assert not (tmp_path / "x").exists()
 
 

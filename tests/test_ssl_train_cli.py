@@ -1,4 +1,4 @@
-"""``ssl-train`` end to end: one-line user errors, the run folder, SIGKILL and resume, seeds, NaN losses.
+"""``scv-ssl-train`` end to end: one-line user errors, the run folder, SIGKILL and resume, seeds, NaN losses.
 
 Launches of the command run ``ssl_shared.train.main`` in processes forked from one driver interpreter
 that has imported torch and the trainer once (:data:`DRIVER`): each launch is its own process, with its
@@ -130,7 +130,7 @@ DRIVER = textwrap.dedent(
 
 
 def launch_all(launches: list[dict], tmp_path: Path) -> list[tuple[int, str, dict]]:
-    """Run each ``{"argv": [...], "hook": {...}}`` as a launch of ``ssl-train``, one after the other;
+    """Run each ``{"argv": [...], "hook": {...}}`` as a launch of ``scv-ssl-train``, one after the other;
     ``(exit status, stderr, what it left in its --out folder)`` for each."""
     for i, launch in enumerate(launches):
         launch["stderr"] = str(tmp_path / f"stderr-{i}.txt")
@@ -283,7 +283,7 @@ def test_bad_inputs_stop_with_one_line_and_exit_2_before_any_model(existing_run,
     launches = [{"argv": argv, "hook": {"kind": "no_model"}} for argv, _ in cases]  # building a backbone: 97
     for (argv, words), (status, stderr, _) in zip(cases, launch_all(launches, tmp_path)):
         assert status == 2, f"{argv}: exit status {status}, stderr {stderr!r}"
-        assert stderr.count("\n") == 1 and stderr.startswith("ssl-train: error: "), f"{argv}: {stderr!r}"
+        assert stderr.count("\n") == 1 and stderr.startswith("scv-ssl-train: error: "), f"{argv}: {stderr!r}"
         assert "Traceback" not in stderr
         for word in words:
             assert word in stderr, f"{argv}: {word!r} not in {stderr!r}"
@@ -300,7 +300,7 @@ def test_module_entry_point_reports_a_bad_flag_in_one_line(tmp_path):
         env=env,
     )
     assert result.returncode == 2
-    assert result.stderr == "ssl-train: error: --steps: got 0; allowed: an integer >= 1\n"
+    assert result.stderr == "scv-ssl-train: error: --steps: got 0; allowed: an integer >= 1\n"
     assert not (tmp_path / "run").exists()
 
 
@@ -436,7 +436,7 @@ def test_non_finite_loss_exits_3_and_keeps_the_last_good_checkpoint(tmp_path, ca
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert (
         last_line
-        == "ssl-train: error: non-finite loss (nan) at step 3 (method simclr); stopped before the optimizer step"
+        == "scv-ssl-train: error: non-finite loss (nan) at step 3 (method simclr); stopped before the optimizer step"
     )
     kept = latest_state(tmp_path / "nan")
     assert kept["step"] == 2
@@ -461,4 +461,4 @@ def test_every_config_field_is_a_flag_with_help():
 @pytest.mark.parametrize("flag, precision", [("--bf16", "bf16"), ("--no-bf16", "fp32")])
 def test_deprecated_bf16_flags_map_to_precision_with_a_notice(flag, precision, capsys):
     assert config_from_args([flag]).precision == precision
-    assert capsys.readouterr().err == f"ssl-train: {flag} is deprecated; use --precision {precision}\n"
+    assert capsys.readouterr().err == f"scv-ssl-train: {flag} is deprecated; use --precision {precision}\n"

@@ -1,4 +1,4 @@
-"""cut-transfer (cut_translation.transfer): frames, translators, evaluation, statistics and the command end to end."""
+"""scv-transfer (cut_translation.transfer): frames, translators, evaluation, statistics and the command end to end."""
 
 from __future__ import annotations
 
@@ -182,7 +182,7 @@ def test_command_line_errors_are_one_line(tmp_path: Path, capsys) -> None:
         ),
         (["--out", str(tmp_path / "o")], "--agents: none given"),
         (["--agents", str(tmp_path / "missing"), "--out", str(tmp_path / "o")], "not found"),
-        (["--out", str(tmp_path / "none"), "--resume"], "holds no cut-transfer run"),
+        (["--out", str(tmp_path / "none"), "--resume"], "holds no scv-transfer run"),
         (["--agents", "a", "--out", str(tmp_path / "o"), "--models", "cut", "cut"], "names a model twice"),
     ]
     for argv, message in cases:

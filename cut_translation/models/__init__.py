@@ -1,7 +1,7 @@
 """Translation models by name: ``cut``, ``fastcut`` (:mod:`.cut`) and ``cyclegan`` (:mod:`.cyclegan`).
 
 :data:`MODELS` is the one registry: each name has its config class, its model class and its preset (the
-config values that differ from the class defaults). Which ``cut-train`` options apply to a model follows
+config values that differ from the class defaults). Which ``scv-cut-train`` options apply to a model follows
 from its config class: a flag belongs to the model whose config has that field.
 
 Every model exposes ``train_step(real_a, real_b, step) -> dict[str, float]``, ``translator`` (the X -> Y

@@ -4,7 +4,7 @@ Defaults are the CUT code's ``train_options.py`` / ``base_options.py`` (Park et 
 taesungp/contrastive-unpaired-translation), which the CycleGAN code shares: lsgan, Adam lr 2e-4 with betas
 (0.5, 0.999), 200 epochs at a constant learning rate then 200 of linear decay.
 
-Every field is a ``cut-train`` flag (``n_epochs_decay`` -> ``--n-epochs-decay``) whose help is the field's
+Every field is a ``scv-cut-train`` flag (``n_epochs_decay`` -> ``--n-epochs-decay``) whose help is the field's
 trailing comment; invalid values raise :class:`~ssl_shared.errors.UserError` naming the flag.
 """
 

@@ -9,5 +9,5 @@ look; the agent is unchanged and no reward in the new look is used.
 Modules: ``agents`` (trained agents: settings, loading, envs), ``frames`` (unpaired frame collection),
 ``translators`` (training and loading the translators), ``evaluation`` (returns and timing per condition),
 ``stats`` (two-level bootstrap intervals), ``report`` (grids, table, chart, markdown) and ``pipeline`` (the
-``cut-transfer`` command, also ``python -m cut_translation.transfer``).
+``scv-transfer`` command, also ``python -m cut_translation.transfer``).
 """

@@ -1,17 +1,17 @@
-"""``cut-transfer`` (``python -m cut_translation.transfer``): zero-shot visual transfer of trained pixel agents.
+"""``scv-transfer`` (``python -m cut_translation.transfer``): zero-shot visual transfer of trained pixel agents.
 
 Given agents trained in one look of a DeepMind Control task and a new look (``curl_agents.looks``), the
 command trains an image translator new look -> training look on unpaired frames, without rewards and
 without touching the agents, and measures what each agent keeps of its return::
 
-    MUJOCO_GL=egl cut-transfer --agents runs/cartpole_s1 runs/cartpole_s2 runs/cartpole_s3 \\
+    MUJOCO_GL=egl scv-transfer --agents runs/cartpole_s1 runs/cartpole_s2 runs/cartpole_s3 \\
         --target-look color_shift_1.0 --out runs/transfer_cartpole_cs10
 
 Stages, each skipped when its outputs are complete (``--resume`` continues a stopped run; every stage
 keeps its own state, the translator runs resume from their checkpoints):
 
 1. ``frames/``: unpaired frames of both looks plus paired test states (:mod:`.frames`);
-2. ``translators/<model>/``: one ``cut-train`` run per ``--models`` entry (:mod:`.translators`);
+2. ``translators/<model>/``: one ``scv-cut-train`` run per ``--models`` entry (:mod:`.translators`);
 3. ``samples/<model>.png|json``: grids ``target look | translated | training look`` of the same states and
    paired L1/PSNR against the training look;
 4. ``eval/<condition>/<agent>.json``: deterministic episodes per agent in the training look, the target
@@ -69,7 +69,7 @@ from ssl_shared.errors import UserError
 from ssl_shared.provenance import git_commit, hardware_line, package_versions, record_launch, relative_command
 from ssl_shared.run_dir import atomic_write_json, check_resume_config
 
-PROG = "cut-transfer"
+PROG = "scv-transfer"
 #: Settings a resumed run may change: where it runs and what the report shows (the report is always redone).
 CHANGEABLE_ON_RESUME = ("device", "threads", "bootstrap", "samples", "label")
 #: Settings of the agents that must agree: they share one translator and one set of episodes.
@@ -79,12 +79,12 @@ CODE_PATHS = ("curl_agents", "cut_translation", "ssl_shared")
 
 AGENT_SETTINGS_HELP = "for model .zip agents: JSON with a run config.json's keys (env, algo, image_size, ...)"
 TARGET_HELP = "the new look the agents are tested in (curl_agents.looks)"
-OPTIONS_HELP = 'translator model options as JSON, e.g. {"ngf": 32, "n_blocks": 6} (cut-train option names)'
+OPTIONS_HELP = 'translator model options as JSON, e.g. {"ngf": 32, "n_blocks": 6} (scv-cut-train option names)'
 
 
 @dataclass
 class TransferConfig:
-    """Settings of ``cut-transfer``; every field is a flag whose help is its trailing comment.
+    """Settings of ``scv-transfer``; every field is a flag whose help is its trailing comment.
 
     Translator defaults are the CUT paper preset (Park et al. 2020, arXiv 2007.15651: batch 1, ResNet
     generator ngf 64 with 9 blocks, PatchGAN, lr 2e-4); ``--translator-options`` changes any model option.
@@ -155,7 +155,7 @@ def prepare(config: TransferConfig, resume: bool) -> Path:
     if resume:
         if not config_path.is_file():
             raise UserError(
-                f"--resume: {out} holds no cut-transfer run ({config_path} missing); start without --resume"
+                f"--resume: {out} holds no scv-transfer run ({config_path} missing); start without --resume"
             )
         saved = json.loads(config_path.read_text())["config"]
         check_resume_config(
@@ -436,7 +436,7 @@ def saved_values(out: str) -> dict[str, Any]:
     """The settings of the run in ``out`` (for ``--resume``: options not given keep these values)."""
     path = Path(out) / "config.json"
     if not path.is_file():
-        raise UserError(f"--resume: {Path(out)} holds no cut-transfer run ({path} missing); start without --resume")
+        raise UserError(f"--resume: {Path(out)} holds no scv-transfer run ({path} missing); start without --resume")
     return json.loads(path.read_text())["config"]
 
 

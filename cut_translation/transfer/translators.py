@@ -1,6 +1,6 @@
 """Stage 2 of a transfer run: train each translator (target look -> training look) and load it as a frame translator.
 
-Each model (``cut`` by default; ``fastcut``, ``cyclegan``) is an ordinary ``cut-train`` run in
+Each model (``cut`` by default; ``fastcut``, ``cyclegan``) is an ordinary ``scv-cut-train`` run in
 ``translators/<model>/`` on the frame set, driven through :class:`cut_translation.trainer.Trainer`: its own
 ``config.json``, ``losses.csv``, ``tb/``, ``samples/`` and checkpoints. A finished run (``summary.json``
 at the requested iterations) is skipped, a stopped one resumes from its checkpoint exactly, one that
@@ -45,7 +45,7 @@ class TranslatorPlan:
     crop_size: int
     load_size: int
     seed: int
-    options: Mapping[str, Any]  # model options (flat, as cut-train flags: ngf, n_blocks, lambda_nce, ...)
+    options: Mapping[str, Any]  # model options (flat, as scv-cut-train flags: ngf, n_blocks, lambda_nce, ...)
 
 
 def crop_and_load_size(render_size: int, load_size: int) -> tuple[int, int]:

@@ -77,7 +77,7 @@ class Trainer:
             if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
                 continue  # --help, or a hidden (deprecated) spelling of a field
             if flag_name(action.dest) not in action.option_strings:
-                continue  # an alias stored under another name (ssl-train's --bf16)
+                continue  # an alias stored under another name (scv-ssl-train's --bf16)
             actions.setdefault(action.dest, action)
         return actions
 
