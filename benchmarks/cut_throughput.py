@@ -369,7 +369,7 @@ def write_result(result: Mapping[str, Any], out: Path) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--official-dir", help=f"a checkout of {OFFICIAL_REPO} (without it: ours alone, no ratio)")
-    p.add_argument("--models", nargs="+", default=["cut", "fastcut", "cyclegan"], choices=list(OFFICIAL_MODEL_ARGS))
+    p.add_argument("--models", nargs="+", default=list(OFFICIAL_MODEL_ARGS), choices=list(OFFICIAL_MODEL_ARGS))
     p.add_argument("--crops", nargs="+", type=int, default=[128, 256])
     p.add_argument("--threads", type=int, default=2, help="torch threads of every worker (OMP_NUM_THREADS too)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (both codes run on it)")

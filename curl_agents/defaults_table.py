@@ -20,28 +20,11 @@ from curl_agents.algorithms import ALGORITHMS
 from curl_agents.algorithms.defaults import constructor_defaults, policy_settings
 from curl_agents.objectives import aux_objective_options
 from curl_agents.presets import PLANET_PRESETS
+from ssl_shared.markdown import format_value, markdown_table
 
 #: Constructor arguments whose ``None`` default stands for another argument's value (see their docstrings).
 DEFAULT_FROM = {"alpha_lr": "learning_rate", "initial_updates": "learning_starts"}
 MISSING = "–"
-
-
-def _format(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, str):
-        return f"`{value}`"
-    if isinstance(value, tuple):
-        return "(" + ", ".join(_format(v) for v in value) + ")"
-    if isinstance(value, list):
-        return "[" + ", ".join(_format(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_format(v)}" for k, v in value.items()) + "}"
-    return str(value)
 
 
 def effective_constructor_defaults(cls: type) -> dict[str, Any]:
@@ -95,12 +78,6 @@ def cli_settings(name: str, task: str) -> dict[str, Any]:
     return values
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
 def render() -> str:
     """The whole markdown document."""
     names = list(ALGORITHMS)
@@ -120,14 +97,16 @@ def render() -> str:
     ]
     keys = sorted({key for values in constructor.values() for key in values})
     rows = [
-        [f"`{key}`", *(_format(constructor[n][key]) if key in constructor[n] else MISSING for n in names)]
+        [f"`{key}`", *(format_value(constructor[n][key]) if key in constructor[n] else MISSING for n in names)]
         for key in keys
     ]
-    lines += _table(["setting", *names], rows)
+    lines += markdown_table(["setting", *names], rows)
     lines += ["", "## Network defaults (`policy_kwargs`)", ""]
     keys = sorted({key for values in policy.values() for key in values})
-    rows = [[f"`{key}`", *(_format(policy[n][key]) if key in policy[n] else MISSING for n in names)] for key in keys]
-    lines += _table(["setting", *names], rows)
+    rows = [
+        [f"`{key}`", *(format_value(policy[n][key]) if key in policy[n] else MISSING for n in names)] for key in keys
+    ]
+    lines += markdown_table(["setting", *names], rows)
     lines += [
         "",
         "## `python -m curl_agents.train --algo NAME --env TASK` (no other flags)",
@@ -146,11 +125,15 @@ def render() -> str:
             key for key in per_task[tasks[0]] if key not in base or any(per_task[t][key] != base[key] for t in tasks)
         ]
         rows = [
-            [f"`{key}`", _format(base[key]) if key in base else MISSING, *(_format(per_task[t][key]) for t in tasks)]
+            [
+                f"`{key}`",
+                format_value(base[key]) if key in base else MISSING,
+                *(format_value(per_task[t][key]) for t in tasks),
+            ]
             for key in keys
         ]
         lines += ["", f"### `--algo {name}`", ""]
-        lines += _table(["setting", "constructor", *tasks], rows)
+        lines += markdown_table(["setting", "constructor", *tasks], rows)
     return "\n".join(lines) + "\n"
 
 

@@ -24,11 +24,12 @@ import inspect
 import math
 import sys
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import Any
 
 from curl_agents.algorithms import ALGORITHMS
 from ssl_shared.cli import OneLineArgumentParser, add_dataclass_options, explicit_values, flag_name
 from ssl_shared.errors import UserError
+from ssl_shared.precision import Precision
 
 PROG = "python -m curl_agents.train"
 
@@ -41,6 +42,18 @@ def _aux_names() -> list[str]:
     from curl_agents.objectives import AUX_OBJECTIVES
 
     return list(AUX_OBJECTIVES)
+
+
+def _look_names() -> list[str]:
+    from curl_agents.looks import LOOK_NAMES
+
+    return list(LOOK_NAMES)
+
+
+def _color_augment_names() -> list[str]:
+    from curl_agents.algorithms.color_augment import COLOR_AUGMENTS
+
+    return list(COLOR_AUGMENTS)
 
 
 @dataclass
@@ -65,10 +78,15 @@ class RunConfig:
     env_steps: int = 100_000  # training budget in environment steps (CURL paper: 100K and 500K)
     seed: int = 1  # seeds weights, exploration, augmentation and the training episodes
     device: str = "auto"  # auto | cpu | cuda | cuda:N (auto: the first GPU, else the CPU)
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where device and algorithm support it
+    precision: Precision = "auto"  # auto: bf16 where device and algorithm support it
     fused_encoder_step: bool = False  # one encoder pass + one backward for critic and aux loss (not the paper's)
-    look: str = "default"  # scene look of the training env (curl_agents.looks: default, restyled, color_shift_0.5)
-    color_augment: Literal["none", "random_conv", "color_jitter"] = "none"  # extra colour-augmented critic views
+    look: str = field(
+        default="default",
+        metadata={"help": "scene look of the training env (curl_agents.looks)", "choices": _look_names},
+    )
+    color_augment: str = field(
+        default="none", metadata={"help": "extra colour-augmented critic views", "choices": _color_augment_names}
+    )
     action_repeat: int | None = None  # env steps per agent step; unset: the task's PlaNet value, else 1
     lr: float | None = None  # learning rate; unset: the algorithm's rate for the task (CURL cheetah 2e-4)
     batch_size: int | None = None  # transitions per gradient step; unset: the algorithm's (CURL 512)

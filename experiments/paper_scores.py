@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: The six PlaNet tasks in the column order of the published tables: the tasks of
+#: ``curl_agents.presets.PLANET_PRESETS``, written out here so that reports need not import the agents (and
+#: torch); ``tests/test_experiments.py`` checks that the two lists are equal.
 PLANET_TASKS: tuple[str, ...] = (
     "finger-spin",
     "cartpole-swingup",

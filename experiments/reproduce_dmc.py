@@ -18,10 +18,15 @@ from pathlib import Path
 
 from experiments.grid.cli import DEFAULT_ROOT
 from experiments.grid.cli import main as grid_main
+from experiments.grid.spec import load_grid
 from experiments.paper_scores import BUDGET_ENV_STEPS, PLANET_TASKS
 
 GRID = "curl_table"
-ALGOS = ("curl", "rad", "drq", "pixel_sac", "state_sac")
+
+
+def grid_algos() -> list[str]:
+    """The labels of the grid's ``algo`` axis (``experiments/grids/curl_table.toml``), the ``--algos`` choices."""
+    return next(axis for axis in load_grid(GRID).axes if axis.name == "algo").labels()
 
 
 def grid_argv(argv: Sequence[str]) -> list[str]:
@@ -29,7 +34,7 @@ def grid_argv(argv: Sequence[str]) -> list[str]:
     parser = argparse.ArgumentParser(prog="python -m experiments.reproduce_dmc", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     launch = sub.add_parser("launch", help="run the grid's unfinished cells")
-    launch.add_argument("--algos", nargs="+", choices=ALGOS, default=None)
+    launch.add_argument("--algos", nargs="+", choices=grid_algos(), default=None)
     launch.add_argument("--tasks", nargs="+", choices=PLANET_TASKS, default=None)
     launch.add_argument("--seeds", nargs="+", type=int, default=None)
     launch.add_argument("--budget", choices=sorted(BUDGET_ENV_STEPS), default=None)

@@ -10,14 +10,16 @@ products and convolutions), and losses are computed in fp32. The resolved value 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
 from ssl_shared.errors import UserError
 
-PRECISIONS = ("auto", "fp32", "bf16")
 Precision = Literal["auto", "fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+#: What ``"auto"`` resolves to, the precisions a run records and a model trains in.
+RESOLVED_PRECISIONS: tuple[str, ...] = tuple(p for p in PRECISIONS if p != "auto")
 
 #: CPU flags (``/proc/cpuinfo``) of bf16 matrix instructions.
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")

@@ -67,7 +67,7 @@ from ssl_shared.cli import (
 )
 from ssl_shared.data import build_dataset
 from ssl_shared.device import get_device
-from ssl_shared.encoders import SmallResNet, TorchvisionResNet
+from ssl_shared.encoders import TORCHVISION_RESNETS, SmallResNet, TorchvisionResNet
 from ssl_shared.errors import NonFiniteLossError, UserError
 from ssl_shared.evaluation import (
     extract_features,
@@ -86,7 +86,7 @@ from ssl_shared.run_dir import (
     prepare_run_dir,
 )
 
-BACKBONES = ("small_resnet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+BACKBONES = ("small_resnet", *TORCHVISION_RESNETS)
 OPTIMIZERS = ("adamw", "sgd")
 DATA_KINDS = "digits, dmc:TASK[:PATH.npz], folder:PATH, cifar10:PATH, stl10:PATH"
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from curl_agents.objectives import AUX_OBJECTIVES, AuxBatch, make_aux_objective
+import curl_agents.objectives as objectives_package
+from curl_agents.objectives import AUX_OBJECTIVES, NO_OBJECTIVE_SUMMARY, AuxBatch, AuxObjective, make_aux_objective
 from curl_agents.objectives.forward_dynamics import ForwardDynamicsObjective
 from curl_agents.objectives.moco import MocoObjective
 from curl_agents.objectives.reconstruction import ReconstructionObjective
 from curl_agents.objectives.rotation import RotationObjective
+from curl_agents.objectives.table import render
 from ssl_shared.encoders import PixelEncoder
 from ssl_shared.momentum import copy_weights
 
@@ -74,26 +81,51 @@ def build(name: str, **extra):
 # ---------------------------------------------------------------- registry
 
 
-def test_registry_lists_all_names():
-    expected = {
-        "none",
-        "curl",
-        "simclr",
-        "byol",
-        "spr",
-        "moco",
-        "atc",
-        "reconstruction",
-        "inverse_dynamics",
-        "forward_dynamics",
-        "rotation",
-        "ssl_method",
-    }
-    assert set(AUX_OBJECTIVES) == expected
+def _defined_objective_classes() -> set[type[AuxObjective]]:
+    """Every AuxObjective subclass defined in a module of curl_agents.objectives (each module imported here)."""
+    for info in pkgutil.iter_modules(objectives_package.__path__):
+        importlib.import_module(f"{objectives_package.__name__}.{info.name}")
+    found, todo = set(), [AuxObjective]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith(objectives_package.__name__ + "."):
+                found.add(sub)
+    return found
+
+
+def test_registry_lists_every_objective_class_with_its_table_attributes():
+    assert {cls for cls in AUX_OBJECTIVES.values() if cls is not None} == _defined_objective_classes()
     encoder, target = make_encoders()
     assert make_aux_objective("none", encoder, target, ACTION_DIM) is None
     for name in NAMES:
-        assert AUX_OBJECTIVES[name].name == name
+        cls = AUX_OBJECTIVES[name]
+        assert cls.name == name
+        own = vars(cls)  # set on the class itself, not inherited (spr from byol)
+        for attribute in ("summary", "second_input", "citation"):
+            assert own.get(attribute), f"{name}: {attribute} must be a class attribute of {cls.__name__}"
+        for arxiv_id in re.findall(r"arXiv (\S+)", cls.citation):
+            assert re.fullmatch(r"\d{4}\.\d{4,5}", arxiv_id.rstrip(";,")), f"{name}: bad arXiv id {arxiv_id}"
+
+
+def test_objectives_table_rows_read_the_class_attributes_and_signatures():
+    rows = {line.split(" | ")[0].strip("| `"): line for line in render().splitlines() if line.startswith("| `")}
+    assert list(rows) == list(AUX_OBJECTIVES)
+    assert rows["moco"].startswith("| `moco` | cosine InfoNCE against a FIFO queue of momentum keys |")
+    # MoCo's own knobs, in signature order, without the common lr and weight (MoCo v2: tau 0.2, 4096 keys)
+    assert (
+        "| `temperature`=0.2, `queue_size`=4,096, `hidden_dim`=256, `projection_dim`=128, `head_tau`=0.05, "
+        in (rows["moco"])
+    )
+    assert "`lr`" not in rows["moco"] and "Every objective also takes `lr`=0.001, `weight`=1 " in render()
+    assert rows["none"] == f"| `none` | {NO_OBJECTIVE_SUMMARY} | – | – | – |"
+
+
+def test_docs_objectives_md_is_the_generated_table():
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "objectives.md").read_text()
+    assert committed == render(), (
+        "docs/objectives.md is stale: python -m curl_agents.objectives.table --out docs/objectives.md"
+    )
 
 
 def test_unknown_name_raises_listing_names():

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from curl_agents.presets import PLANET_PRESETS
 from experiments.aggregate import bootstrap_mean_ci, final_score, read_eval_csv
 from experiments.paper_scores import CURL_TABLE, DRQ_TABLE, PLANET_TASKS, PUBLISHED, RAD_TABLE, budget_key
 
@@ -71,6 +72,7 @@ def test_paper_tables_have_every_task_and_budget():
         # SLACv1 has no cartpole-swingup and reacher-easy scores in the CURL paper
         assert set(CURL_TABLE[budget]["SLACv1"]) == set(PLANET_TASKS) - {"cartpole-swingup", "reacher-easy"}
     assert CURL_TABLE["100k"]["CURL"]["cartpole-swingup"] == (582, 146)
+    assert PLANET_TASKS == tuple(PLANET_PRESETS)  # the agents' task presets, in the same order
     assert CURL_TABLE["100k"]["State SAC"]["cartpole-swingup"] == (835, 22)
     assert CURL_TABLE["500k"]["SLACv1"]["cheetah-run"] == (640, 19)
     assert DRQ_TABLE["100k"]["cartpole-swingup"] == (759, 92)
@@ -114,6 +116,16 @@ def test_reproduce_dmc_launch_does_not_resume_a_finished_run(tmp_path, capsys):
     assert f"skip    {cell}: done" in again and "0 of 1 cells to run" in again
     assert _out_paths(again) == [] and "--resume" not in again
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()} == files
+
+
+def test_reproduce_dmc_algos_are_the_curl_table_grids_algorithms(capsys):
+    from experiments import reproduce_dmc
+
+    assert reproduce_dmc.grid_algos() == ["curl", "rad", "drq", "pixel_sac", "state_sac"]
+    assert "algo=rad,drq" in " ".join(reproduce_dmc.grid_argv(["launch", "--algos", "rad", "drq"]))
+    with pytest.raises(SystemExit):
+        reproduce_dmc.grid_argv(["launch", "--algos", "sac_ae"])  # an algorithm the grid does not run
+    assert "invalid choice: 'sac_ae'" in capsys.readouterr().err
 
 
 def test_git_commit_marks_only_changes_under_the_given_paths(tmp_path):

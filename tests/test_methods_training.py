@@ -3,14 +3,21 @@ and exposes a probe encoder; plus the registry's error messages."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import re
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+import ssl_shared.methods as methods_package
 from ssl_shared.encoders import PixelEncoder, SmallResNet
-from ssl_shared.methods import FAMILIES, METHODS, SSLMethod, build_method
+from ssl_shared.methods import METHODS, SSLMethod, build_method
+from ssl_shared.methods.base import BATCH_KEYS
+from ssl_shared.methods.table import render
 
 FEATURE_DIM = 16
 
@@ -67,15 +74,50 @@ def tiny_batch(size: int = 16) -> dict[str, torch.Tensor]:
     }
 
 
-def test_registry_lists_every_method_with_a_family():
-    assert set(METHODS) == set(FAMILIES)
+def _defined_method_classes() -> set[type[SSLMethod]]:
+    """Every SSLMethod subclass defined in a module of ssl_shared.methods (each module imported here)."""
+    for info in pkgutil.iter_modules(methods_package.__path__):
+        importlib.import_module(f"{methods_package.__name__}.{info.name}")
+    found, todo = set(), [SSLMethod]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith(methods_package.__name__ + "."):
+                found.add(sub)
+    return found
+
+
+def test_registry_lists_every_method_with_its_family_and_citation():
     assert len(METHODS) == 25
+    assert set(METHODS.values()) == _defined_method_classes()  # a new method class must be registered
     for name, cls in METHODS.items():
         assert issubclass(cls, SSLMethod) and cls.name == name
+        own = vars(cls)  # set on the class itself, not inherited (simclr_v2 from simclr)
+        assert own.get("family") and own.get("citation"), f"{name}: family and citation must be class attributes"
         module_doc = sys.modules[cls.__module__].__doc__ or ""
-        first_author = FAMILIES[name][1].split()[0].rstrip(",")
+        first_author = cls.citation.split()[0].rstrip(",")
         assert first_author in module_doc, f"{name}: module docstring does not cite {first_author}"
+        for arxiv_id in re.findall(r"arXiv (\S+)", cls.citation):
+            assert re.fullmatch(r"\d{4}\.\d{4,5}", arxiv_id.rstrip(";,")), f"{name}: bad arXiv id {arxiv_id}"
         assert "image" in cls.required_inputs or "frames" in cls.required_inputs
+        assert set(cls.required_inputs) <= set(BATCH_KEYS)
+
+
+def test_methods_table_rows_read_the_class_attributes():
+    rows = {line.split(" | ")[0].strip("| `"): line for line in render().splitlines() if line.startswith("| `")}
+    assert list(rows) == list(METHODS)
+    assert rows["exemplar"] == (
+        "| `exemplar` | contrastive | Dosovitskiy et al. 2014, arXiv 1406.6909 | image, index | `exemplar.py` |"
+    )
+    assert rows["simclr_v2"].endswith("| image | `simclr.py` |")
+    assert "| image (square) |" in rows["rotation"] and "| image, label (plus the pretext's keys) |" in rows["s4l"]
+
+
+def test_docs_ssl_methods_md_is_the_generated_table():
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "ssl_methods.md").read_text()
+    assert committed == render(), (
+        "docs/ssl_methods.md is stale: python -m ssl_shared.methods.table --out docs/ssl_methods.md"
+    )
 
 
 def test_unknown_method_and_option_raise_value_error():

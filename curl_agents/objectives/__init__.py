@@ -4,29 +4,19 @@ Every objective follows the contract in :mod:`curl_agents.objectives.base`: it r
 :class:`AuxBatch` (the same augmented views for every objective), borrows the online and
 critic-target encoders, owns its heads and one optimizer, and is stepped by ``update(batch)``.
 
-| name | loss | second input | reference |
-|---|---|---|---|
-| ``none`` | no auxiliary update | – | RAD/DrQ-style augmentation only |
-| ``curl`` | bilinear InfoNCE, in-batch negatives, no temperature | target enc.(obs_pos) | Srinivas et al. 2020 |
-| ``simclr`` | NT-Xent (tau 0.1) of projections | online enc.(obs_pos) | Chen et al. 2020 |
-| ``byol`` | symmetric 2 - 2cos, projector + predictor | target enc. + EMA projector | Grill et al. 2020 |
-| ``spr`` | 2 - 2cos of a one-step latent prediction | target enc.(next_obs) | Schwarzer et al. 2021 |
-| ``moco`` | cosine InfoNCE (tau 0.2), 4096-key FIFO queue | target enc. + EMA projector | He et al. 2020; Chen et al. 2020 |
-| ``atc`` | bilinear InfoNCE, residual anchor MLP | target enc.(next_obs) | Stooke et al. 2021 |
-| ``reconstruction`` | SAC-AE's AE loss: pixel MSE to a 5-bit target + 1e-6 latent L2, decoder wd 1e-7 | obs itself | Yarats et al. 2019 |
-| ``inverse_dynamics`` | MSE of the action from (z_t, z_t+1) | online enc.(next_obs) | Pathak et al. 2017; PAD |
-| ``forward_dynamics`` | MSE of z_t+1 and of the reward from (z_t, a_t) | target enc.(next_obs) | Li et al. 2022 |
-| ``rotation`` | 4-way rot90 cross-entropy | rot90(obs) | Gidaris et al. 2018 |
-| ``ssl_method`` | any image-only method of ``ssl_shared.methods`` by name | the method's own views | see the method |
+The table of every objective (loss, second input, options with defaults, reference) is generated
+from :data:`AUX_OBJECTIVES` and the classes' attributes: ``docs/objectives.md``
+(``python -m curl_agents.objectives.table --out docs/objectives.md``).
 
 The objectives run on the host algorithm's views: ``CURL(aux="reconstruction")`` is "RAD + AE loss"
 (random crops, CURL's encoder), not SAC-AE; SAC-AE itself (no augmentation, tanh encoder, its
 cadence) is the algorithm ``SacAE`` (``--algo sac_ae``).
 
 Adding an objective: write ``curl_agents/objectives/<name>.py`` with a subclass of :class:`AuxObjective`
-(formula and citation in the docstring, knobs as keyword arguments with defaults, heads built in
-``__init__`` followed by ``self._finish_init()``, and ``compute_loss``), then add one line to
-``AUX_OBJECTIVES`` below.
+(formula and citation in the docstring; ``name``, ``summary``, ``second_input`` and ``citation`` as class
+attributes; knobs as keyword arguments with defaults, heads built in ``__init__`` followed by
+``self._finish_init()``, and ``compute_loss``), add the class to ``AUX_OBJECTIVES`` below and regenerate
+``docs/objectives.md``.
 """
 
 from __future__ import annotations
@@ -49,20 +39,30 @@ from curl_agents.objectives.simclr import SimClrObjective
 from curl_agents.objectives.spr import SprObjective
 from curl_agents.objectives.ssl_method import SslMethodObjective
 
-#: name -> objective class; ``"none"`` means no auxiliary update (``make_aux_objective`` returns None).
+#: The name that selects no auxiliary objective, and what it means (its row of ``docs/objectives.md``).
+NO_OBJECTIVE = "none"
+NO_OBJECTIVE_SUMMARY = "no auxiliary update: the host algorithm's augmented views only (RAD, DrQ)"
+
+#: name -> objective class (keys are the classes' ``name``); ``"none"`` means no auxiliary update
+#: (``make_aux_objective`` returns None).
 AUX_OBJECTIVES: dict[str, type[AuxObjective] | None] = {
-    "none": None,
-    "curl": CurlObjective,
-    "simclr": SimClrObjective,
-    "byol": ByolObjective,
-    "spr": SprObjective,
-    "moco": MocoObjective,
-    "atc": AtcObjective,
-    "reconstruction": ReconstructionObjective,
-    "inverse_dynamics": InverseDynamicsObjective,
-    "forward_dynamics": ForwardDynamicsObjective,
-    "rotation": RotationObjective,
-    "ssl_method": SslMethodObjective,
+    NO_OBJECTIVE: None,
+    **{
+        cls.name: cls
+        for cls in (
+            CurlObjective,
+            SimClrObjective,
+            ByolObjective,
+            SprObjective,
+            MocoObjective,
+            AtcObjective,
+            ReconstructionObjective,
+            InverseDynamicsObjective,
+            ForwardDynamicsObjective,
+            RotationObjective,
+            SslMethodObjective,
+        )
+    },
 }
 
 
@@ -100,6 +100,7 @@ def _lookup(name: str) -> type[AuxObjective] | None:
 
 __all__ = [
     "AUX_OBJECTIVES",
+    "NO_OBJECTIVE",
     "AuxBatch",
     "AuxObjective",
     "aux_objective_options",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,7 +39,10 @@ class AtcObjective(AuxObjective):
     Logs: ``loss`` and ``accuracy`` (top-1: the true successor scores highest).
     """
 
-    name = "atc"
+    name: ClassVar[str] = "atc"
+    summary: ClassVar[str] = "bilinear InfoNCE of a residual-MLP anchor and the next observation's key"
+    second_input: ClassVar[str] = "target encoder(next_obs)"
+    citation: ClassVar[str] = "Stooke, Lee, Abbeel & Laskin 2021, arXiv 2009.08319"
 
     def __init__(
         self,

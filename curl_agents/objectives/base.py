@@ -91,9 +91,16 @@ class AuxObjective(nn.Module):
     heads to the encoder's device and creates the single optimizer. It implements
     :meth:`compute_loss`, and optionally :meth:`after_target_update` (move EMA heads) and
     :meth:`_after_step` (e.g. enqueue keys).
+
+    Class attributes: ``name`` (the registry key), and for its row of ``docs/objectives.md``
+    (``python -m curl_agents.objectives.table``) ``summary`` (the loss in words), ``second_input`` (what
+    the loss compares the online features of ``obs`` with) and ``citation`` (authors, year, arXiv id).
     """
 
     name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    second_input: ClassVar[str] = ""
+    citation: ClassVar[str] = ""
 
     def __init__(
         self,

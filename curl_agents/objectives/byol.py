@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,7 +30,10 @@ class ByolObjective(AuxObjective):
     Logs: ``loss`` and ``cosine`` (mean cosine similarity of predictions and targets).
     """
 
-    name = "byol"
+    name: ClassVar[str] = "byol"
+    summary: ClassVar[str] = "symmetric 2 - 2 cos of predictor output and EMA-target projection, no negatives"
+    second_input: ClassVar[str] = "target encoder + EMA projector (obs, obs_pos)"
+    citation: ClassVar[str] = "Grill et al. 2020, arXiv 2006.07733"
 
     def __init__(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,7 +40,10 @@ class CurlObjective(AuxObjective):
     Logs: ``loss`` and ``accuracy`` (top-1: the positive key scores highest).
     """
 
-    name = "curl"
+    name: ClassVar[str] = "curl"
+    summary: ClassVar[str] = "bilinear InfoNCE of anchor and momentum key, in-batch negatives, no temperature"
+    second_input: ClassVar[str] = "target encoder(obs_pos)"
+    citation: ClassVar[str] = "Srinivas, Laskin & Abbeel 2020, arXiv 2004.04136"
 
     def __init__(
         self,

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,7 +28,10 @@ class ForwardDynamicsObjective(AuxObjective):
     Logs: ``loss``, ``latent_mse``, ``reward_mse``.
     """
 
-    name = "forward_dynamics"
+    name: ClassVar[str] = "forward_dynamics"
+    summary: ClassVar[str] = "MSE of z_t+1 and of the reward predicted from (z_t, a_t)"
+    second_input: ClassVar[str] = "target encoder(next_obs)"
+    citation: ClassVar[str] = "Li, Shang, Das & Ryoo 2022, arXiv 2206.05266"
 
     def __init__(
         self,

@@ -3,6 +3,8 @@ model; used as the SSL head of PAD, Hansen et al., ICLR 2021)."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,7 +25,10 @@ class InverseDynamicsObjective(AuxObjective):
     Logs: ``loss``.
     """
 
-    name = "inverse_dynamics"
+    name: ClassVar[str] = "inverse_dynamics"
+    summary: ClassVar[str] = "MSE of the action predicted from (z_t, z_t+1)"
+    second_input: ClassVar[str] = "online encoder(next_obs)"
+    citation: ClassVar[str] = "Pathak et al. 2017, arXiv 1705.05363; PAD: Hansen et al. 2021, arXiv 2007.04309"
 
     def __init__(
         self,

@@ -3,6 +3,8 @@ MoCo v2, Chen et al. 2020)."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,7 +30,10 @@ class MocoObjective(AuxObjective):
     Logs: ``loss`` and ``accuracy`` (top-1: the positive key beats every queued key).
     """
 
-    name = "moco"
+    name: ClassVar[str] = "moco"
+    summary: ClassVar[str] = "cosine InfoNCE against a FIFO queue of momentum keys"
+    second_input: ClassVar[str] = "target encoder + EMA projector (obs_pos)"
+    citation: ClassVar[str] = "He et al. 2020, arXiv 1911.05722; Chen, Fan, Girshick & He 2020, arXiv 2003.04297"
 
     def __init__(
         self,

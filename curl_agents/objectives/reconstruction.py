@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,12 @@ class ReconstructionObjective(AuxObjective):
     Logs: ``loss``, ``reconstruction_mse``, ``latent_l2``.
     """
 
-    name = "reconstruction"
+    name: ClassVar[str] = "reconstruction"
+    summary: ClassVar[str] = (
+        "SAC-AE's autoencoder loss: pixel MSE to a quantised target + latent L2, decoder weight decay"
+    )
+    second_input: ClassVar[str] = "obs itself"
+    citation: ClassVar[str] = "Yarats et al. 2019, arXiv 1910.01741"
 
     def __init__(
         self,

@@ -3,6 +3,8 @@ ICLR 2018; "Rotation-CLS" in Li et al. 2022)."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,7 +27,10 @@ class RotationObjective(AuxObjective):
     Logs: ``loss`` and ``accuracy``.
     """
 
-    name = "rotation"
+    name: ClassVar[str] = "rotation"
+    summary: ClassVar[str] = "4-way cross-entropy of a random quarter-turn rotation"
+    second_input: ClassVar[str] = "rot90(obs)"
+    citation: ClassVar[str] = "Gidaris, Singh & Komodakis 2018, arXiv 1803.07728; Li et al. 2022, arXiv 2206.05266"
 
     def __init__(
         self,

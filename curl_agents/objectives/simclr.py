@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,7 +28,10 @@ class SimClrObjective(AuxObjective):
     Logs: ``loss`` and ``accuracy`` (top-1: the other view wins among the ``2B - 1`` candidates).
     """
 
-    name = "simclr"
+    name: ClassVar[str] = "simclr"
+    summary: ClassVar[str] = "NT-Xent of projections of two views, in-batch negatives"
+    second_input: ClassVar[str] = "online encoder(obs_pos)"
+    citation: ClassVar[str] = "Chen, Kornblith, Norouzi & Hinton 2020, arXiv 2002.05709"
 
     def __init__(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,7 +48,10 @@ class SprObjective(ByolObjective):
     Logs: ``loss`` and ``cosine`` (mean cosine of prediction and target).
     """
 
-    name = "spr"
+    name: ClassVar[str] = "spr"
+    summary: ClassVar[str] = "2 - 2 cos of a one-step latent prediction through a transition model"
+    second_input: ClassVar[str] = "target encoder + EMA projector (next_obs)"
+    citation: ClassVar[str] = "Schwarzer et al. 2021, arXiv 2007.05929"
 
     def _build_heads(self, hidden_dim: int, projection_dim: int, head_tau: float) -> None:
         self.transition = TransitionModel(self.feature_dim, self.action_dim, hidden_dim)

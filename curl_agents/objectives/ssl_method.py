@@ -16,7 +16,7 @@ sequences or RGB images (colorization, split-brain) raise ``ValueError`` at cons
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -28,7 +28,10 @@ class SslMethodObjective(AuxObjective):
     """Wraps ``ssl_shared.methods.build_method(method, encoder, feature_dim, **options)``; the loss is
     the method's own (see its docstring)."""
 
-    name = "ssl_method"
+    name: ClassVar[str] = "ssl_method"
+    summary: ClassVar[str] = "any image-only method of ssl_shared.methods, by name (docs/ssl_methods.md)"
+    second_input: ClassVar[str] = "the method's own views of obs"
+    citation: ClassVar[str] = "the method's paper (docs/ssl_methods.md)"
 
     def __init__(
         self,

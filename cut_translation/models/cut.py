@@ -56,10 +56,7 @@ from cut_translation.networks import PatchDiscriminator, ResnetGenerator, check_
 from ssl_shared.cli import check_choice, check_positive
 from ssl_shared.errors import NonFiniteLossError, UserError
 from ssl_shared.losses import PATCH_NEGATIVE_MODES, patch_nce_loss
-from ssl_shared.precision import autocast
-
-#: Resolved precisions a model trains in (``ssl_shared.precision.resolve_precision`` turns ``auto`` into one).
-MODEL_PRECISIONS = ("fp32", "bf16")
+from ssl_shared.precision import RESOLVED_PRECISIONS, autocast
 
 
 @dataclass
@@ -130,9 +127,9 @@ def set_requires_grad(module: nn.Module, flag: bool) -> None:
 
 
 def check_model_precision(precision: str) -> None:
-    """``ValueError`` unless ``precision`` is a resolved precision (:data:`MODEL_PRECISIONS`)."""
-    if precision not in MODEL_PRECISIONS:
-        raise ValueError(f"a model trains in a resolved precision {MODEL_PRECISIONS}, got {precision!r}")
+    """``ValueError`` unless ``precision`` is a resolved precision (``ssl_shared.precision.RESOLVED_PRECISIONS``)."""
+    if precision not in RESOLVED_PRECISIONS:
+        raise ValueError(f"a model trains in a resolved precision {RESOLVED_PRECISIONS}, got {precision!r}")
 
 
 def make_adam(module: nn.Module, lr: float, beta1: float, beta2: float) -> torch.optim.Adam:

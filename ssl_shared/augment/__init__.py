@@ -11,7 +11,14 @@ Modules: ``crop`` (random/center crop, DrQ shift), ``resized_crop``, ``geometric
 ``color`` (grayscale, brightness/contrast/saturation/hue, solarize), ``jitter`` (colour jitter),
 ``filters`` (blur, Sobel), ``erasing`` (cutout, random erasing), ``noise``, ``random_conv``,
 ``compose`` (Compose, RandomApply), ``views`` (TwoViews).
+
+:data:`RANDOM_OPS` is the registry of the ops with random parameters (name -> op): each takes ``(B, C, H, W)``
+images first, its settings with defaults (only ``random_resized_crop`` needs its output ``size``), and
+``generator=`` / ``return_params=``; the shared reproducibility and input tests run over it.
 """
+
+from collections.abc import Callable
+from typing import Any
 
 from ssl_shared.augment.color import (
     adjust_brightness,
@@ -35,7 +42,27 @@ from ssl_shared.augment.random_conv import random_conv
 from ssl_shared.augment.resized_crop import random_resized_crop, resized_crop
 from ssl_shared.augment.views import TwoViews
 
+#: Every op with random parameters, by its function name.
+RANDOM_OPS: dict[str, Callable[..., Any]] = {
+    op.__name__: op
+    for op in (
+        random_crop,
+        random_shift,
+        random_resized_crop,
+        horizontal_flip,
+        rot90,
+        color_jitter,
+        random_grayscale,
+        cutout,
+        random_erasing,
+        gaussian_blur,
+        gaussian_noise,
+        random_conv,
+    )
+}
+
 __all__ = [
+    "RANDOM_OPS",
     "Compose",
     "RandomApply",
     "TwoViews",

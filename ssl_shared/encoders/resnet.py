@@ -60,15 +60,18 @@ class SmallResNet(nn.Module):
         return self.fc(self.feature_map(x).mean(dim=(2, 3)))
 
 
+#: The torchvision ResNets :class:`TorchvisionResNet` builds (He et al. 2016, arXiv 1512.03385).
+TORCHVISION_RESNETS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+
 class TorchvisionResNet(nn.Module):
     """A torchvision ResNet (``resnet18`` ... ``resnet152``), randomly initialised, with its stem
     adapted to ``in_channels`` and its classifier replaced by a linear layer to ``feature_dim``."""
 
     def __init__(self, name: str = "resnet18", in_channels: int = 3, feature_dim: int = 512) -> None:
         super().__init__()
-        allowed = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-        if name not in allowed:
-            raise ValueError(f"unknown torchvision resnet {name!r}; allowed: {allowed}")
+        if name not in TORCHVISION_RESNETS:
+            raise ValueError(f"unknown torchvision resnet {name!r}; allowed: {TORCHVISION_RESNETS}")
         import torchvision  # imported here: it pulls in torch._dynamo, which SmallResNet runs never need
 
         net = getattr(torchvision.models, name)(weights=None)

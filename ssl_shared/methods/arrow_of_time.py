@@ -55,6 +55,8 @@ def sample_clips(
 
 class ArrowOfTime(SSLMethod):
     name: ClassVar[str] = "arrow_of_time"
+    family: ClassVar[str] = "temporal"
+    citation: ClassVar[str] = "Wei, Lim, Zisserman & Freeman 2018, CVPR"
     config_class: ClassVar[type] = ArrowOfTimeConfig
     required_inputs: ClassVar[set[str]] = {"frames"}
 

@@ -39,6 +39,11 @@ def backbone_pixel_scale(backbone: nn.Module) -> float:
     return 255.0 if isinstance(backbone, PixelEncoder) else 1.0
 
 
+#: Every batch key a method may read (the trainer's batch dict): images ``(B, C, H, W)``, dataset indices
+#: ``(B,)``, labels ``(B,)`` with ``-1`` for unlabelled rows, frame sequences ``(B, T, C, H, W)``.
+BATCH_KEYS: tuple[str, ...] = ("image", "index", "label", "frames")
+
+
 def check_batch_keys(name: str, batch: dict[str, Tensor], required: set[str]) -> None:
     missing = sorted(required - set(batch))
     if missing:
@@ -75,14 +80,22 @@ class MethodEncoder(nn.Module):
 class SSLMethod(nn.Module):
     """Base class: stores the backbone and config and provides the shared plumbing.
 
-    Subclasses set ``name``, ``config_class`` and ``required_inputs`` and implement
-    :meth:`training_step`; they override :meth:`after_optimizer_step`, :meth:`encoder` and
-    :meth:`validate_input` where they need to.
+    Subclasses set ``name``, ``family``, ``citation``, ``config_class`` and ``required_inputs`` and
+    implement :meth:`training_step`; they override :meth:`after_optimizer_step`, :meth:`encoder` and
+    :meth:`validate_input` where they need to. ``family``, ``citation``, ``required_inputs`` and
+    ``input_note`` make the method's row of ``docs/ssl_methods.md`` (``python -m ssl_shared.methods.table``).
     """
 
     name: ClassVar[str] = "base"
+    # Kind of pretext task (self-prediction, innate relationship, contrastive, distillation, temporal, ...).
+    family: ClassVar[str] = ""
+    # The paper(s): authors, year and arXiv id where the paper has one.
+    citation: ClassVar[str] = ""
     config_class: ClassVar[type] = object
+    # Batch keys the method reads, a subset of BATCH_KEYS.
     required_inputs: ClassVar[set[str]] = {"image"}
+    # What the batch keys must also satisfy, for the methods table (e.g. "RGB", "square").
+    input_note: ClassVar[str] = ""
     # Smallest batch the method can train on (in-batch negatives, BatchNorm1d in a head, a second image).
     min_batch_size: ClassVar[int] = 1
 

@@ -42,6 +42,8 @@ class BYOLConfig:
 
 class BYOL(SSLMethod):
     name: ClassVar[str] = "byol"
+    family: ClassVar[str] = "distillation"
+    citation: ClassVar[str] = "Grill et al. 2020, arXiv 2006.07733"
     config_class: ClassVar[type] = BYOLConfig
 
     def __init__(self, backbone: nn.Module, feature_dim: int, *, config: BYOLConfig | None = None):

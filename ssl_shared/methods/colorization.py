@@ -67,6 +67,9 @@ def check_rgb_shape(name: str, image_shape: tuple[int, ...], stride: int) -> Non
 
 class Colorization(SSLMethod):
     name: ClassVar[str] = "colorization"
+    family: ClassVar[str] = "self-prediction"
+    citation: ClassVar[str] = "Zhang, Isola & Efros 2016, arXiv 1603.08511"
+    input_note: ClassVar[str] = "RGB"
     config_class: ClassVar[type] = ColorizationConfig
 
     def __init__(self, backbone: nn.Module, feature_dim: int, *, config: ColorizationConfig | None = None):

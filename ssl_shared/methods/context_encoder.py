@@ -125,6 +125,8 @@ class Discriminator(nn.Module):
 
 class ContextEncoder(SSLMethod):
     name: ClassVar[str] = "context_encoder"
+    family: ClassVar[str] = "self-prediction"
+    citation: ClassVar[str] = "Pathak et al. 2016, arXiv 1604.07379"
     config_class: ClassVar[type] = ContextEncoderConfig
 
     def __init__(self, backbone: nn.Module, feature_dim: int, *, config: ContextEncoderConfig | None = None):

@@ -74,6 +74,8 @@ def hutchinson_frobenius_sq(
 
 class ContractiveAutoencoder(SSLMethod):
     name: ClassVar[str] = "contractive_ae"
+    family: ClassVar[str] = "self-prediction"
+    citation: ClassVar[str] = "Rifai, Vincent, Muller, Glorot & Bengio 2011, ICML"
     config_class: ClassVar[type] = ContractiveAutoencoderConfig
 
     def __init__(self, backbone: nn.Module, feature_dim: int, *, config: ContractiveAutoencoderConfig | None = None):

@@ -61,6 +61,8 @@ def counting_loss(counts_down: Tensor, counts_tiles: Tensor, counts_other: Tenso
 
 class Counting(SSLMethod):
     name: ClassVar[str] = "counting"
+    family: ClassVar[str] = "innate relationship"
+    citation: ClassVar[str] = "Noroozi, Pirsiavash & Favaro 2017, arXiv 1708.06734"
     config_class: ClassVar[type] = CountingConfig
     min_batch_size: ClassVar[int] = 2
 

@@ -86,6 +86,8 @@ def prediction_pairs(grid: int, step: int) -> tuple[Tensor, Tensor]:
 
 class CPC(SSLMethod):
     name: ClassVar[str] = "cpc"
+    family: ClassVar[str] = "contrastive (predictive)"
+    citation: ClassVar[str] = "van den Oord, Li & Vinyals 2018, arXiv 1807.03748; Henaff et al. 2020, arXiv 1905.09272"
     config_class: ClassVar[type] = CPCConfig
 
     def __init__(self, backbone: nn.Module, feature_dim: int, *, config: CPCConfig | None = None):

@@ -54,6 +54,8 @@ def corrupt(x: Tensor, config: DenoisingAutoencoderConfig, generator: torch.Gene
 
 class DenoisingAutoencoder(SSLMethod):
     name: ClassVar[str] = "denoising_ae"
+    family: ClassVar[str] = "self-prediction"
+    citation: ClassVar[str] = "Vincent, Larochelle, Bengio & Manzagol 2008, ICML"
     config_class: ClassVar[type] = DenoisingAutoencoderConfig
 
     def __init__(self, backbone: nn.Module, feature_dim: int, *, config: DenoisingAutoencoderConfig | None = None):

@@ -57,6 +57,8 @@ def surrogate_batch(x: Tensor, index: Tensor, views: int, config: ViewConfig) ->
 
 class Exemplar(SSLMethod):
     name: ClassVar[str] = "exemplar"
+    family: ClassVar[str] = "contrastive"
+    citation: ClassVar[str] = "Dosovitskiy et al. 2014, arXiv 1406.6909"
     config_class: ClassVar[type] = ExemplarConfig
     required_inputs: ClassVar[set[str]] = {"image", "index"}
 

@@ -72,6 +72,8 @@ def make_puzzle(
 
 class Jigsaw(SSLMethod):
     name: ClassVar[str] = "jigsaw"
+    family: ClassVar[str] = "innate relationship"
+    citation: ClassVar[str] = "Noroozi & Favaro 2016, arXiv 1603.09246"
     config_class: ClassVar[type] = JigsawConfig
 
     def __init__(self, backbone: nn.Module, feature_dim: int, *, config: JigsawConfig | None = None):

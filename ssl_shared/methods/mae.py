@@ -78,6 +78,8 @@ def masked_patch_loss(pred: Tensor, target: Tensor, mask: Tensor, normalize_targ
 
 class MaskedAutoencoder(SSLMethod):
     name: ClassVar[str] = "mae"
+    family: ClassVar[str] = "self-prediction"
+    citation: ClassVar[str] = "He et al. 2022, arXiv 2111.06377"
     config_class: ClassVar[type] = MAEConfig
 
     def __init__(self, backbone: nn.Module, feature_dim: int, *, config: MAEConfig | None = None):

@@ -45,6 +45,8 @@ class MoCoConfig:
 
 class MoCo(SSLMethod):
     name: ClassVar[str] = "moco_v2"
+    family: ClassVar[str] = "contrastive"
+    citation: ClassVar[str] = "He et al. 2020, arXiv 1911.05722; Chen, Fan, Girshick & He 2020, arXiv 2003.04297"
     config_class: ClassVar[type] = MoCoConfig
 
     def __init__(self, backbone: nn.Module, feature_dim: int, *, config: MoCoConfig | None = None):

@@ -53,6 +53,8 @@ class NPIDConfig:
 
 class NPID(SSLMethod):
     name: ClassVar[str] = "npid"
+    family: ClassVar[str] = "contrastive"
+    citation: ClassVar[str] = "Wu, Xiong, Yu & Lin 2018, arXiv 1805.01978"
     config_class: ClassVar[type] = NPIDConfig
     required_inputs: ClassVar[set[str]] = {"image", "index"}
 

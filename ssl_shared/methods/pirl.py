@@ -67,6 +67,8 @@ def random_permutations(batch: int, n: int, device=None, generator: torch.Genera
 
 class PIRL(SSLMethod):
     name: ClassVar[str] = "pirl"
+    family: ClassVar[str] = "contrastive"
+    citation: ClassVar[str] = "Misra & van der Maaten 2020, arXiv 1912.01991"
     config_class: ClassVar[type] = PIRLConfig
     required_inputs: ClassVar[set[str]] = {"image", "index"}
 

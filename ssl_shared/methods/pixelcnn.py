@@ -107,6 +107,8 @@ def quantize(x: Tensor, levels: int) -> Tensor:
 
 class PixelCNN(SSLMethod):
     name: ClassVar[str] = "pixelcnn"
+    family: ClassVar[str] = "self-prediction (autoregressive)"
+    citation: ClassVar[str] = "van den Oord et al. 2016, arXiv 1601.06759 and arXiv 1606.05328"
     config_class: ClassVar[type] = PixelCNNConfig
 
     def __init__(self, backbone: nn.Module, feature_dim: int, *, config: PixelCNNConfig | None = None):

@@ -1,4 +1,9 @@
-"""The method registry: names -> classes, and :func:`build_method`."""
+"""The method registry: names -> classes, and :func:`build_method`.
+
+:data:`METHODS` is the one list of SSL methods: everything else about a method (family, citation, batch
+keys, config) is an attribute of its class, and ``docs/ssl_methods.md`` is generated from this registry
+(``python -m ssl_shared.methods.table --out docs/ssl_methods.md``).
+"""
 
 from __future__ import annotations
 
@@ -32,35 +37,7 @@ from ssl_shared.methods.supcon import SupCon
 from ssl_shared.methods.tcn import TCN
 from ssl_shared.methods.vae import VAE
 
-# (family, citation) per method, for documentation tables.
-FAMILIES: dict[str, tuple[str, str]] = {
-    "denoising_ae": ("self-prediction", "Vincent et al. 2008"),
-    "contractive_ae": ("self-prediction", "Rifai et al. 2011"),
-    "vae": ("self-prediction", "Kingma & Welling 2014"),
-    "context_encoder": ("self-prediction", "Pathak et al. 2016"),
-    "colorization": ("self-prediction", "Zhang, Isola & Efros 2016"),
-    "split_brain": ("self-prediction", "Zhang, Isola & Efros 2017"),
-    "mae": ("self-prediction", "He et al. 2022"),
-    "pixelcnn": ("self-prediction (autoregressive)", "van den Oord et al. 2016"),
-    "relative_position": ("innate relationship", "Doersch, Gupta & Efros 2015"),
-    "jigsaw": ("innate relationship", "Noroozi & Favaro 2016"),
-    "rotation": ("innate relationship", "Gidaris, Singh & Komodakis 2018"),
-    "counting": ("innate relationship", "Noroozi, Pirsiavash & Favaro 2017"),
-    "exemplar": ("contrastive", "Dosovitskiy et al. 2014"),
-    "simclr": ("contrastive", "Chen et al. 2020a"),
-    "simclr_v2": ("contrastive", "Chen et al. 2020b"),
-    "moco_v2": ("contrastive", "He et al. 2020; Chen et al. 2020c"),
-    "pirl": ("contrastive", "Misra & van der Maaten 2020"),
-    "npid": ("contrastive", "Wu et al. 2018"),
-    "byol": ("distillation", "Grill et al. 2020"),
-    "supcon": ("contrastive (supervised)", "Khosla et al. 2020"),
-    "cpc": ("contrastive (predictive)", "van den Oord et al. 2018; Henaff et al. 2020"),
-    "tcn": ("temporal", "Sermanet et al. 2018"),
-    "shuffle_and_learn": ("temporal", "Misra, Zitnick & Hebert 2016"),
-    "arrow_of_time": ("temporal", "Wei et al. 2018"),
-    "s4l": ("semi-supervised", "Zhai et al. 2019"),
-}
-
+#: name -> method class, in the order of the methods table (grouped by family).
 METHODS: dict[str, type[SSLMethod]] = {
     cls.name: cls
     for cls in (

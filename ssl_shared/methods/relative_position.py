@@ -83,6 +83,8 @@ def sample_patch_pairs(
 
 class RelativePosition(SSLMethod):
     name: ClassVar[str] = "relative_position"
+    family: ClassVar[str] = "innate relationship"
+    citation: ClassVar[str] = "Doersch, Gupta & Efros 2015, arXiv 1505.05192"
     config_class: ClassVar[type] = RelativePositionConfig
 
     def __init__(self, backbone: nn.Module, feature_dim: int, *, config: RelativePositionConfig | None = None):

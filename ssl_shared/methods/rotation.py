@@ -45,6 +45,9 @@ def rotation_classifier(feature_dim: int, hidden_dim: int, num_classes: int) -> 
 
 class Rotation(SSLMethod):
     name: ClassVar[str] = "rotation"
+    family: ClassVar[str] = "innate relationship"
+    citation: ClassVar[str] = "Gidaris, Singh & Komodakis 2018, arXiv 1803.07728"
+    input_note: ClassVar[str] = "square"
     config_class: ClassVar[type] = RotationConfig
 
     def __init__(self, backbone: nn.Module, feature_dim: int, *, config: RotationConfig | None = None):

@@ -45,6 +45,9 @@ class S4LConfig:
 
 class S4L(SSLMethod):
     name: ClassVar[str] = "s4l"
+    family: ClassVar[str] = "semi-supervised"
+    citation: ClassVar[str] = "Zhai, Oliver, Kolesnikov & Beyer 2019, arXiv 1905.03670"
+    input_note: ClassVar[str] = "plus the pretext's keys"
     config_class: ClassVar[type] = S4LConfig
     required_inputs: ClassVar[set[str]] = {"image", "label"}
 

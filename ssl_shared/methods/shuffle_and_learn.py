@@ -45,6 +45,8 @@ def sample_order_tuples(batch: int, length: int, generator=None, device=None) ->
 
 class ShuffleAndLearn(SSLMethod):
     name: ClassVar[str] = "shuffle_and_learn"
+    family: ClassVar[str] = "temporal"
+    citation: ClassVar[str] = "Misra, Zitnick & Hebert 2016, arXiv 1603.08561"
     config_class: ClassVar[type] = ShuffleAndLearnConfig
     required_inputs: ClassVar[set[str]] = {"frames"}
 

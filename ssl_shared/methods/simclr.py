@@ -44,6 +44,8 @@ class SimCLRv2Config(SimCLRConfig):
 
 class SimCLR(SSLMethod):
     name: ClassVar[str] = "simclr"
+    family: ClassVar[str] = "contrastive"
+    citation: ClassVar[str] = "Chen, Kornblith, Norouzi & Hinton 2020, arXiv 2002.05709"
     config_class: ClassVar[type] = SimCLRConfig
     min_batch_size: ClassVar[int] = 2
 
@@ -68,4 +70,6 @@ class SimCLR(SSLMethod):
 
 class SimCLRv2(SimCLR):
     name: ClassVar[str] = "simclr_v2"
+    family: ClassVar[str] = "contrastive"
+    citation: ClassVar[str] = "Chen, Kornblith, Swersky, Norouzi & Hinton 2020, arXiv 2006.10029"
     config_class: ClassVar[type] = SimCLRv2Config

@@ -77,6 +77,9 @@ class SplitBrainEncoder(nn.Module):
 
 class SplitBrain(SSLMethod):
     name: ClassVar[str] = "split_brain"
+    family: ClassVar[str] = "self-prediction"
+    citation: ClassVar[str] = "Zhang, Isola & Efros 2017, arXiv 1611.09842"
+    input_note: ClassVar[str] = "RGB"
     config_class: ClassVar[type] = SplitBrainConfig
 
     def __init__(self, backbone: nn.Module, feature_dim: int, *, config: SplitBrainConfig | None = None):

@@ -53,6 +53,8 @@ def labels_with_unique_unlabelled(labels: Tensor, offset: int = 0) -> Tensor:
 
 class SupCon(SSLMethod):
     name: ClassVar[str] = "supcon"
+    family: ClassVar[str] = "contrastive (supervised)"
+    citation: ClassVar[str] = "Khosla et al. 2020, arXiv 2004.11362"
     config_class: ClassVar[type] = SupConConfig
     required_inputs: ClassVar[set[str]] = {"image", "label"}
 

@@ -61,6 +61,9 @@ def sample_triplet_times(
 
 class TCN(SSLMethod):
     name: ClassVar[str] = "tcn"
+    family: ClassVar[str] = "temporal"
+    citation: ClassVar[str] = "Sermanet et al. 2018, arXiv 1704.06888"
+    input_note: ClassVar[str] = "optional frames_view2"
     config_class: ClassVar[type] = TCNConfig
     required_inputs: ClassVar[set[str]] = {"frames"}
 

@@ -42,6 +42,8 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
 
 class VAE(SSLMethod):
     name: ClassVar[str] = "vae"
+    family: ClassVar[str] = "self-prediction"
+    citation: ClassVar[str] = "Kingma & Welling 2014, arXiv 1312.6114"
     config_class: ClassVar[type] = VAEConfig
 
     def __init__(self, backbone: nn.Module, feature_dim: int, *, config: VAEConfig | None = None):
