@@ -155,7 +155,7 @@ def test_relative_command_writes_repo_paths_relative(tmp_path):
     assert relative_command([module, "--out", str(REPO / "runs" / "x")]) == "python -m curl_agents.train --out runs/x"
     script = str(REPO / "benchmarks" / "augment_bench.py")
     assert relative_command([script, "--n", "3"]) == "python benchmarks/augment_bench.py --n 3"
-    assert relative_command(["/usr/bin/cut-train", "--data", "d"]) == "scv-cut-train --data d"
+    assert relative_command(["/usr/bin/scv-cut-train", "--data", "d"]) == "scv-cut-train --data d"
 
 
 @pytest.mark.parametrize(
