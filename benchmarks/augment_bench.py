@@ -104,7 +104,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def bench_device(device: torch.device, batch_sizes: list[int], repeats: int, jitter_repeats: int, warmup: int) -> list[dict]:
+def bench_device(
+    device: torch.device, batch_sizes: list[int], repeats: int, jitter_repeats: int, warmup: int
+) -> list[dict]:
     """Time each op at each batch size on ``device``; returns one row per (op, batch size)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     rows = []

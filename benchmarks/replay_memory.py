@@ -141,7 +141,11 @@ def provenance(args: argparse.Namespace, wall_s: float) -> dict:
     import torch
 
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
         platform.processor(),
     )
     return {
@@ -182,8 +186,7 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {value:,.0f} | {value / FRAME_BYTES:.3f} | {OFFICIAL_CURL_BYTES / value:.2f} |")
     lines += [
         "",
-        "## Measured while filling (fresh process per buffer, episodes of "
-        f"{result['episode_steps']} agent steps)",
+        f"## Measured while filling (fresh process per buffer, episodes of {result['episode_steps']} agent steps)",
         "",
         "| buffer | transitions | RSS growth / transition (B) | nominal / transition (B) | fill s | "
         f"median sample s (batch {result['batch']}, CPU) |",
@@ -237,7 +240,10 @@ def main() -> None:
     }
     result["provenance"] = provenance(args, time.perf_counter() - start)
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, text in (("replay_memory.json", json.dumps(result, indent=2) + "\n"), ("replay_memory.md", markdown(result))):
+    for name, text in (
+        ("replay_memory.json", json.dumps(result, indent=2) + "\n"),
+        ("replay_memory.md", markdown(result)),
+    ):
         tmp = args.out / (name + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, args.out / name)

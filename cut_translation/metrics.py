@@ -69,8 +69,13 @@ def gaussian_window(size: int, sigma: float) -> Tensor:
 
 
 def ssim(
-    x: Tensor, y: Tensor, data_range: float, window: int = 11, sigma: float = 1.5,
-    k1: float = 0.01, k2: float = 0.03,
+    x: Tensor,
+    y: Tensor,
+    data_range: float,
+    window: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
 ) -> Tensor:
     """Structural similarity per image (Wang et al. 2004), mean over channels and valid positions.
 

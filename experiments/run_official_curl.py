@@ -47,26 +47,61 @@ OURS = "curl_b32"  # the group of run_curl.py with the same protocol on our agen
 
 def official_args(work_dir: Path, seed: int) -> list[str]:
     """``scripts/run.sh`` (cartpole-swingup) with the changes listed in the module docstring."""
-    return ["--domain_name", "cartpole", "--task_name", "swingup", "--encoder_type", "pixel",
-            "--action_repeat", str(ACTION_REPEAT), "--pre_transform_image_size", "100", "--image_size", "84",
-            "--work_dir", str(work_dir), "--agent", "curl_sac", "--frame_stack", "3", "--seed", str(seed),
-            "--critic_lr", "1e-3", "--actor_lr", "1e-3", "--eval_freq", "1250", "--num_eval_episodes", "10",
-            "--batch_size", "32", "--num_train_steps", "12501", "--init_steps", "1000",
-            "--log_interval", "125"]
+    return [
+        "--domain_name",
+        "cartpole",
+        "--task_name",
+        "swingup",
+        "--encoder_type",
+        "pixel",
+        "--action_repeat",
+        str(ACTION_REPEAT),
+        "--pre_transform_image_size",
+        "100",
+        "--image_size",
+        "84",
+        "--work_dir",
+        str(work_dir),
+        "--agent",
+        "curl_sac",
+        "--frame_stack",
+        "3",
+        "--seed",
+        str(seed),
+        "--critic_lr",
+        "1e-3",
+        "--actor_lr",
+        "1e-3",
+        "--eval_freq",
+        "1250",
+        "--num_eval_episodes",
+        "10",
+        "--batch_size",
+        "32",
+        "--num_train_steps",
+        "12501",
+        "--init_steps",
+        "1000",
+        "--log_interval",
+        "125",
+    ]
 
 
 def _official_commit(official_dir: Path) -> str:
     try:
-        return subprocess.check_output(["git", "-C", str(official_dir), "rev-parse", "HEAD"], text=True,
-                                       stderr=subprocess.DEVNULL).strip()
+        return subprocess.check_output(
+            ["git", "-C", str(official_dir), "rev-parse", "HEAD"], text=True, stderr=subprocess.DEVNULL
+        ).strip()
     except (subprocess.CalledProcessError, FileNotFoundError):
         return "unknown (not a git checkout)"
 
 
 def _check_official(official_dir: Path) -> None:
     if not (official_dir / "train.py").is_file() or not (official_dir / "curl_sac.py").is_file():
-        raise SystemExit(f"--official-dir {official_dir}: no train.py and curl_sac.py there; pass a checkout of "
-                         "https://github.com/MishaLaskin/curl")
+        raise SystemExit(
+            f"--official-dir {official_dir}: no train.py and curl_sac.py there; pass a checkout of "
+            "https://github.com/MishaLaskin/curl"
+        )
     missing = [m for m in ("skimage", "termcolor", "imageio") if _missing(m)]
     if missing:
         raise SystemExit(f"the official code imports {', '.join(missing)}: pip install scikit-image termcolor imageio")
@@ -88,9 +123,15 @@ def run(official_dir: Path, seed: int) -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SHIM), os.environ.get("PYTHONPATH", "")])}
     env.setdefault("MUJOCO_GL", "egl")
     env.setdefault("PYOPENGL_PLATFORM", "egl")
-    launch = {"command": " ".join(cmd), "cwd": str(official_dir), "official_commit": _official_commit(official_dir),
-              "git_commit": git_commit(paths=CODE_PATHS), "versions": _versions(), "seed": seed,
-              "started": time.time()}
+    launch = {
+        "command": " ".join(cmd),
+        "cwd": str(official_dir),
+        "official_commit": _official_commit(official_dir),
+        "git_commit": git_commit(paths=CODE_PATHS),
+        "versions": _versions(),
+        "seed": seed,
+        "started": time.time(),
+    }
     (out / "launch.json").write_text(json.dumps(launch, indent=2))  # rewritten with rc and end time below
     print("running:", launch["command"], flush=True)
     rc = subprocess.call(cmd, cwd=official_dir, env=env)
@@ -108,15 +149,21 @@ def read_eval_log(path: Path) -> list[dict[str, float]]:
     rows = []
     for line in path.read_text().splitlines():
         entry = json.loads(line)
-        rows.append({"env_step": int(entry["step"]) * ACTION_REPEAT, "agent_step": int(entry["step"]),
-                     "mean_return": float(entry["mean_episode_reward"]),
-                     "max_return": float(entry["best_episode_reward"])})
+        rows.append(
+            {
+                "env_step": int(entry["step"]) * ACTION_REPEAT,
+                "agent_step": int(entry["step"]),
+                "mean_return": float(entry["mean_episode_reward"]),
+                "max_return": float(entry["best_episode_reward"]),
+            }
+        )
     return rows
 
 
 def _versions() -> dict[str, str]:
-    return package_versions(["torch", "torchvision", "numpy", "dm-control", "mujoco", "gymnasium", "scikit-image",
-                             "termcolor", "imageio"])
+    return package_versions(
+        ["torch", "torchvision", "numpy", "dm-control", "mujoco", "gymnasium", "scikit-image", "termcolor", "imageio"]
+    )
 
 
 def summarize() -> dict:
@@ -133,35 +180,57 @@ def summarize() -> dict:
             writer.writeheader()
             writer.writerows(rows)
         launch = json.loads((out / "launch.json").read_text()) if (out / "launch.json").exists() else {}
-        runs[out.name] = {"finished": rows[-1]["env_step"] >= 100_000, "last_env_step": rows[-1]["env_step"],
-                          "last_mean_return": rows[-1]["mean_return"], "curve": [r["mean_return"] for r in rows],
-                          "wall_time_s": launch["finished"] - launch["started"] if "finished" in launch else None,
-                          "launch": launch,
-                          "args": json.loads((logs[-1].parent / "args.json").read_text())}
+        runs[out.name] = {
+            "finished": rows[-1]["env_step"] >= 100_000,
+            "last_env_step": rows[-1]["env_step"],
+            "last_mean_return": rows[-1]["mean_return"],
+            "curve": [r["mean_return"] for r in rows],
+            "wall_time_s": launch["finished"] - launch["started"] if "finished" in launch else None,
+            "launch": launch,
+            "args": json.loads((logs[-1].parent / "args.json").read_text()),
+        }
     if not runs:
         raise SystemExit(f"no runs/{GROUP}_s*/*/eval.log here; run `run` first")
     ours = json.loads((RESULTS / f"{OURS}_summary.json").read_text())
     our_finals = [r["last_mean_return"] for r in ours["runs"].values() if r["finished"]]
     finals = [r["last_mean_return"] for r in runs.values() if r["finished"]]
-    result = {"group": GROUP, "target": TARGET, "runs": runs, "ours": {OURS: our_finals},
-              "provenance": {"git_commit": git_commit(paths=CODE_PATHS), "summarized_with_versions": _versions(),
-                             "hardware": "2-core shared CPU, no GPU", "shim": "experiments/official_curl_shim"}}
-    lines = [f"# {GROUP}: the official CURL code at the batch-32 CPU protocol", "",
-             "Official MishaLaskin/curl `train.py`, unmodified, cartpole-swingup, batch 32, 100K env steps, 10 "
-             "deterministic evaluation episodes every 10K env steps (`python experiments/run_official_curl.py`; "
-             "flags in its docstring).", "",
-             "| run | official commit | final (100K) | curve, every 10K env steps | wall s |", "|---|---|---|---|---|"]
+    result = {
+        "group": GROUP,
+        "target": TARGET,
+        "runs": runs,
+        "ours": {OURS: our_finals},
+        "provenance": {
+            "git_commit": git_commit(paths=CODE_PATHS),
+            "summarized_with_versions": _versions(),
+            "hardware": "2-core shared CPU, no GPU",
+            "shim": "experiments/official_curl_shim",
+        },
+    }
+    lines = [
+        f"# {GROUP}: the official CURL code at the batch-32 CPU protocol",
+        "",
+        "Official MishaLaskin/curl `train.py`, unmodified, cartpole-swingup, batch 32, 100K env steps, 10 "
+        "deterministic evaluation episodes every 10K env steps (`python experiments/run_official_curl.py`; "
+        "flags in its docstring).",
+        "",
+        "| run | official commit | final (100K) | curve, every 10K env steps | wall s |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in runs.items():
         wall = f"{r['wall_time_s']:.0f}" if r["wall_time_s"] is not None else "n/a"
-        lines.append(f"| {name} | {r['launch'].get('official_commit', 'n/a')[:7]} | "
-                     f"{r['last_mean_return']:.1f}{'' if r['finished'] else ' (unfinished)'} | "
-                     f"{' / '.join(f'{v:.0f}' for v in r['curve'])} | {wall} |")
+        lines.append(
+            f"| {name} | {r['launch'].get('official_commit', 'n/a')[:7]} | "
+            f"{r['last_mean_return']:.1f}{'' if r['finished'] else ' (unfinished)'} | "
+            f"{' / '.join(f'{v:.0f}' for v in r['curve'])} | {wall} |"
+        )
     lines += [f"\n{name}: {r['launch']['how']}" for name, r in runs.items() if r["launch"].get("how")]
     for label, values in (("official code", finals), (f"ours ({OURS})", our_finals)):
         if values:
             mean, low, high = bootstrap_mean_ci(np.asarray(values))
-            lines.append(f"\n{label}: {len(values)} finished seed(s), mean {mean:.1f}, 95% bootstrap CI "
-                         f"[{low:.1f}, {high:.1f}], {sum(v >= TARGET for v in values)} at or above {TARGET:g}.")
+            lines.append(
+                f"\n{label}: {len(values)} finished seed(s), mean {mean:.1f}, 95% bootstrap CI "
+                f"[{low:.1f}, {high:.1f}], {sum(v >= TARGET for v in values)} at or above {TARGET:g}."
+            )
     lines += ["", f"Summary written at git commit {result['provenance']['git_commit']}; versions in the JSON."]
     (RESULTS / f"{GROUP}_summary.json").write_text(json.dumps(result, indent=2))
     (RESULTS / f"{GROUP}_summary.md").write_text("\n".join(lines) + "\n")

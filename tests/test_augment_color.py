@@ -159,7 +159,9 @@ def test_solarize_threshold_by_hand() -> None:
     assert torch.equal(solarize(x), expected)
     xf = torch.tensor([0.1, 0.49, 0.5, 0.9]).view(1, 1, 1, 4)
     torch.testing.assert_close(solarize(xf), torch.tensor([0.1, 0.49, 0.5, 0.1]).view(1, 1, 1, 4))
-    torch.testing.assert_close(solarize(xf * 255, 0.8, max_value=255.0), torch.tensor([0.1, 0.49, 0.5, 0.1]).view(1, 1, 1, 4) * 255)
+    torch.testing.assert_close(
+        solarize(xf * 255, 0.8, max_value=255.0), torch.tensor([0.1, 0.49, 0.5, 0.1]).view(1, 1, 1, 4) * 255
+    )
 
 
 def test_gaussian_blur_keeps_a_constant_image() -> None:

@@ -123,8 +123,9 @@ def _reference_pixel_encoder(enc: PixelEncoder, obs: torch.Tensor) -> torch.Tens
     x = obs.float() / 255.0
     for i, conv in enumerate(enc.convs):
         x = F.relu(F.conv2d(x, conv.weight, conv.bias, stride=2 if i == 0 else 1))
-    return F.layer_norm(F.linear(x.reshape(x.shape[0], -1), enc.fc.weight, enc.fc.bias), (enc.feature_dim,),
-                        enc.ln.weight, enc.ln.bias)
+    return F.layer_norm(
+        F.linear(x.reshape(x.shape[0], -1), enc.fc.weight, enc.fc.bias), (enc.feature_dim,), enc.ln.weight, enc.ln.bias
+    )
 
 
 @pytest.mark.parametrize("channels_last", [True, False])

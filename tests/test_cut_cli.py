@@ -289,9 +289,21 @@ def _cases(w: Path) -> list[tuple[str, list[str], list[str]]]:
         ("scv-cut-train", ["--out", run, "--resume", "--iters", "1"], ["--iters 1", "iteration 2"]),
         ("scv-cut-train", ["--out", run, "--resume"], ["--resume", "finished", "summary.json", "larger --iters"]),
         ("scv-cut-train", ["--out", str(w / "truncated_run"), "--resume"], ["truncated_run", "state.pt"]),
-        ("scv-cut-train", ["--out", str(w / "legacy"), "--resume"], ["legacy/checkpoints/latest.pt", "earlier version"]),
-        ("scv-cut-train", [*train, "--inception-weights", str(w / "absent.pth")], ["--inception-weights", "absent.pth"]),
-        ("scv-cut-train", [*train, "--inception-weights", str(w / "garbage.pt")], ["--inception-weights", "garbage.pt"]),
+        (
+            "scv-cut-train",
+            ["--out", str(w / "legacy"), "--resume"],
+            ["legacy/checkpoints/latest.pt", "earlier version"],
+        ),
+        (
+            "scv-cut-train",
+            [*train, "--inception-weights", str(w / "absent.pth")],
+            ["--inception-weights", "absent.pth"],
+        ),
+        (
+            "scv-cut-train",
+            [*train, "--inception-weights", str(w / "garbage.pt")],
+            ["--inception-weights", "garbage.pt"],
+        ),
         (
             "scv-cut-translate",
             ["--checkpoint", str(w / "nowhere"), "--input", f"{data}/testA", "--out", "NEW"],
@@ -366,7 +378,11 @@ def _cases(w: Path) -> list[tuple[str, list[str], list[str]]]:
         ("scv-cut-evaluate", ["--checkpoint", run, "--data", str(w / "nowhere")], ["--data", "nowhere"]),
         ("scv-cut-evaluate", ["--checkpoint", run, "--data", str(w / "no_test_b")], ["no_test_b/testB"]),
         ("scv-cut-evaluate", ["--checkpoint", run, "--data", data, "--phase", "val"], ["valA"]),
-        ("scv-cut-evaluate", ["--checkpoint", str(w / "truncated.pt"), "--data", data], ["--checkpoint", "truncated.pt"]),
+        (
+            "scv-cut-evaluate",
+            ["--checkpoint", str(w / "truncated.pt"), "--data", data],
+            ["--checkpoint", "truncated.pt"],
+        ),
         (
             "scv-cut-evaluate",
             ["--checkpoint", run, "--data", data, "--json", str(w / "a_file" / "r.json")],

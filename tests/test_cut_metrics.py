@@ -197,10 +197,14 @@ def test_fid_kid_glue_on_folders_and_tensors(tmp_path: Path) -> None:
     for k, image in enumerate(fake):
         arr = (image * 255).round().byte().permute(1, 2, 0).numpy()
         Image.fromarray(arr).save(tmp_path / "fake" / f"f{k:02d}.png")
-    fake_u8 = torch.stack([
-        torch.from_numpy(np.asarray(Image.open(tmp_path / "fake" / f"f{k:02d}.png"), dtype=np.float64) / 255)
-        .permute(2, 0, 1) for k in range(10)
-    ])
+    fake_u8 = torch.stack(
+        [
+            torch.from_numpy(
+                np.asarray(Image.open(tmp_path / "fake" / f"f{k:02d}.png"), dtype=np.float64) / 255
+            ).permute(2, 0, 1)
+            for k in range(10)
+        ]
+    )
     stats = _ChannelStats()
     f_real, f_fake = stats(real.double()).numpy(), stats(fake_u8).numpy()
     result = metrics.fid_kid(real, tmp_path / "fake", batch_size=4, kid_subset_size=8, extractor=stats)

@@ -90,7 +90,9 @@ def test_image_folder_and_bad_specs(tmp_path):
 def test_dmc_frames_are_cached_split_by_episode_and_sequences_stay_in_episode(tmp_path):
     from ssl_shared.data import DMCFramesDataset, generate_dmc_frames
 
-    path = generate_dmc_frames(tmp_path / "f.npz", task="cartpole-swingup", episodes=5, steps_per_episode=4, image_size=16)
+    path = generate_dmc_frames(
+        tmp_path / "f.npz", task="cartpole-swingup", episodes=5, steps_per_episode=4, image_size=16
+    )
     mtime = path.stat().st_mtime_ns
     assert generate_dmc_frames(path, task="cartpole-swingup", episodes=5, steps_per_episode=4, image_size=16) == path
     assert path.stat().st_mtime_ns == mtime  # cached, not regenerated

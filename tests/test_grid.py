@@ -237,7 +237,9 @@ def test_cut_settings_map_to_its_train_flags_and_a_trained_run_only_needs_evalua
     ]
     assert not resume and "--resume" not in commands[0] and commands[0][-4:-2] == ["--threads", "1"]
     (out / "checkpoints").mkdir(parents=True)
-    (out / "checkpoints" / "latest.pt").write_bytes(b"")  # an earlier version's checkpoint: scv-cut-train cannot resume it
+    (out / "checkpoints" / "latest.pt").write_bytes(
+        b""
+    )  # an earlier version's checkpoint: scv-cut-train cannot resume it
     assert not trainer.has_checkpoint(out)
     with CheckpointStore(out / "checkpoints").save(500) as folder:
         (folder / "state.pt").write_bytes(b"")

@@ -195,9 +195,7 @@ def test_npair_matches_both_forms_of_the_formula() -> None:
 def test_nce_matches_notes_formula_for_equal_counts() -> None:
     lm_x, ln_x, lm_y, ln_y = (randn(6) for _ in range(4))
     sig = lambda t: 1 / (1 + math.exp(-t))  # noqa: E731
-    expected = -sum(
-        math.log(sig(lm_x[i] - ln_x[i])) + math.log(1 - sig(lm_y[i] - ln_y[i])) for i in range(6)
-    ) / 6
+    expected = -sum(math.log(sig(lm_x[i] - ln_x[i])) + math.log(1 - sig(lm_y[i] - ln_y[i])) for i in range(6)) / 6
     assert L.nce_loss(lm_x, ln_x, lm_y, ln_y) == pytest.approx(expected, rel=1e-10)
     assert L.NCELoss()(lm_x, ln_x, lm_y, ln_y) == pytest.approx(expected, rel=1e-10)
 
@@ -389,9 +387,7 @@ def test_supcon_matches_loop_with_an_anchor_without_positive() -> None:
 def test_supcon_with_instance_labels_equals_nt_xent() -> None:
     z_a, z_b = randn(4, 3), randn(4, 3)
     labels = torch.arange(4).repeat(2)
-    torch.testing.assert_close(
-        L.supcon_loss(torch.cat([z_a, z_b]), labels, 0.5), L.nt_xent_loss(z_a, z_b, 0.5)
-    )
+    torch.testing.assert_close(L.supcon_loss(torch.cat([z_a, z_b]), labels, 0.5), L.nt_xent_loss(z_a, z_b, 0.5))
 
 
 def test_supcon_without_any_positive_is_zero() -> None:
@@ -530,7 +526,10 @@ BAD_CALLS = {
         lambda: L.info_nce_loss(x2, y2, critic="bilinear", weight=torch.eye(2, dtype=torch.float64)),
         "weight must have shape",
     ),
-    "info stray weight": (lambda: L.info_nce_loss(x2, y2, weight=torch.eye(3, dtype=torch.float64)), "only used by critic"),
+    "info stray weight": (
+        lambda: L.info_nce_loss(x2, y2, weight=torch.eye(3, dtype=torch.float64)),
+        "only used by critic",
+    ),
     "info same_image rank": (lambda: L.info_nce_loss(x2, y2, negatives="same_image"), "rank 3"),
     "info gather": (
         lambda: L.info_nce_loss(x2, y2, negatives="queue", queue=y2, gather_distributed=True),

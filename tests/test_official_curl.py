@@ -13,8 +13,9 @@ SIZE, REPEAT, EPISODE = 32, 8, 80  # 10 agent steps per episode
 
 def test_stand_in_dmc2gym_matches_make_env_frames_rewards_and_time_limit():
     ours = make_env("cartpole-swingup", image_size=SIZE, action_repeat=REPEAT, episode_length=EPISODE, seed=4)
-    theirs = dmc2gym.make("cartpole", "swingup", seed=4, height=SIZE, width=SIZE, frame_skip=REPEAT,
-                          episode_length=EPISODE)
+    theirs = dmc2gym.make(
+        "cartpole", "swingup", seed=4, height=SIZE, width=SIZE, frame_skip=REPEAT, episode_length=EPISODE
+    )
     assert theirs._max_episode_steps == EPISODE // REPEAT
     assert theirs.action_space.shape == ours.action_space.shape
     stack, _ = ours.reset()
@@ -38,10 +39,12 @@ def test_official_eval_log_is_read_in_env_steps_with_the_mean_over_episodes(tmp_
     from experiments.run_official_curl import read_eval_log
 
     log = tmp_path / "eval.log"  # the official Logger's JSON lines; "step" counts agent steps
-    log.write_text('{"episode": 0.0, "episode_reward": 60.5, "eval_time": 40.8, "mean_episode_reward": 60.5, '
-                   '"best_episode_reward": 62.1, "step": 0}\n'
-                   '{"episode": 16.0, "episode_reward": 210.0, "eval_time": 41.0, "mean_episode_reward": 210.0, '
-                   '"best_episode_reward": 301.5, "step": 1250}\n')
+    log.write_text(
+        '{"episode": 0.0, "episode_reward": 60.5, "eval_time": 40.8, "mean_episode_reward": 60.5, '
+        '"best_episode_reward": 62.1, "step": 0}\n'
+        '{"episode": 16.0, "episode_reward": 210.0, "eval_time": 41.0, "mean_episode_reward": 210.0, '
+        '"best_episode_reward": 301.5, "step": 1250}\n'
+    )
     rows = read_eval_log(log)
     assert [(r["env_step"], r["agent_step"]) for r in rows] == [(0, 0), (10_000, 1250)]  # action repeat 8
     assert [(r["mean_return"], r["max_return"]) for r in rows] == [(60.5, 62.1), (210.0, 301.5)]

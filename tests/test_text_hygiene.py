@@ -20,7 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 FORBIDDEN = [
     (re.compile(r"/(?:work|home|root|Users)/[\w.-]+/"), "an absolute path of one machine"),
     (re.compile(r"/tmp/[A-Za-z]"), "a temporary path of one machine"),
-    (re.compile(r"(?<![\w/])(?:[Ii]ssue|task) \d+(?:'s| §| section|\b(?! of))(?![^\n]{0,40}github)"), "an internal work item"),
+    (
+        re.compile(r"(?<![\w/])(?:[Ii]ssue|task) \d+(?:'s| §| section|\b(?! of))(?![^\n]{0,40}github)"),
+        "an internal work item",
+    ),
     (re.compile(r"\b(?:lecture|reference) notes\b", re.IGNORECASE), "an internal document"),
     (re.compile(r"\b[Ss]ession \d+\b"), "a work session"),
 ]

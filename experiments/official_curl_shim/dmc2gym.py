@@ -20,8 +20,17 @@ from dm_control import suite
 class DMCPixelEnv(gymnasium.Env):
     """One dm_control task with pixel observations and action repeat, old-gym API."""
 
-    def __init__(self, domain_name: str, task_name: str, seed: int, height: int, width: int,
-                 camera_id: int, frame_skip: int, episode_length: int) -> None:
+    def __init__(
+        self,
+        domain_name: str,
+        task_name: str,
+        seed: int,
+        height: int,
+        width: int,
+        camera_id: int,
+        frame_skip: int,
+        episode_length: int,
+    ) -> None:
         self._env = suite.load(domain_name, task_name, task_kwargs={"random": seed})
         self._size, self._camera, self._frame_skip = (height, width), camera_id, frame_skip
         spec = self._env.action_spec()
@@ -60,10 +69,21 @@ class DMCPixelEnv(gymnasium.Env):
         return self._render(), reward, done or self._elapsed >= self._max_episode_steps, {}
 
 
-def make(domain_name: str, task_name: str, seed: int = 1, visualize_reward: bool = False,
-         from_pixels: bool = True, height: int = 84, width: int = 84, camera_id: int = 0,
-         frame_skip: int = 1, episode_length: int = 1000) -> DMCPixelEnv:
+def make(
+    domain_name: str,
+    task_name: str,
+    seed: int = 1,
+    visualize_reward: bool = False,
+    from_pixels: bool = True,
+    height: int = 84,
+    width: int = 84,
+    camera_id: int = 0,
+    frame_skip: int = 1,
+    episode_length: int = 1000,
+) -> DMCPixelEnv:
     if not from_pixels or visualize_reward:
-        raise ValueError(f"only from_pixels=True, visualize_reward=False is provided (got from_pixels="
-                         f"{from_pixels}, visualize_reward={visualize_reward})")
+        raise ValueError(
+            f"only from_pixels=True, visualize_reward=False is provided (got from_pixels="
+            f"{from_pixels}, visualize_reward={visualize_reward})"
+        )
     return DMCPixelEnv(domain_name, task_name, seed, height, width, camera_id, frame_skip, episode_length)

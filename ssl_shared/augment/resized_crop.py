@@ -88,9 +88,7 @@ def sample_boxes(
     top_pick = torch.floor(draws[2].gather(1, first).squeeze(1) * (img_h - h_pick + 1))
     left_pick = torch.floor(draws[3].gather(1, first).squeeze(1) * (img_w - w_pick + 1))
     fb_h, fb_w = _fallback_box(img_h, img_w, ratio)
-    fallback = torch.tensor(
-        [(img_h - fb_h) // 2, (img_w - fb_w) // 2, fb_h, fb_w], dtype=w.dtype, device=x.device
-    )
+    fallback = torch.tensor([(img_h - fb_h) // 2, (img_w - fb_w) // 2, fb_h, fb_w], dtype=w.dtype, device=x.device)
     chosen = torch.stack([top_pick, left_pick, h_pick, w_pick], dim=1)
     boxes = torch.where(any_fit.unsqueeze(1), chosen, fallback.unsqueeze(0)).long()
     return {"top": boxes[:, 0], "left": boxes[:, 1], "height": boxes[:, 2], "width": boxes[:, 3]}

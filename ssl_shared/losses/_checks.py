@@ -20,17 +20,13 @@ def check_rank(name: str, tensor: Tensor, rank: int) -> None:
 def check_same_shape(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
     """Require two tensors to have identical shapes."""
     if a.shape != b.shape:
-        raise ValueError(
-            f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
 def check_same_batch(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
     """Require two tensors to have the same size along dimension 0."""
     if a.shape[0] != b.shape[0]:
-        raise ValueError(
-            f"{name_a} and {name_b} must have the same batch size, got {a.shape[0]} and {b.shape[0]}"
-        )
+        raise ValueError(f"{name_a} and {name_b} must have the same batch size, got {a.shape[0]} and {b.shape[0]}")
 
 
 def check_non_empty(name: str, tensor: Tensor) -> None:

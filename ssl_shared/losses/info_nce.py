@@ -119,8 +119,7 @@ def _check_inputs(
     check_non_empty("query", query)
     if query.shape[:-1] != key.shape[:-1]:
         raise ValueError(
-            f"query and key must agree in all but the last dimension, got {tuple(query.shape)} "
-            f"and {tuple(key.shape)}"
+            f"query and key must agree in all but the last dimension, got {tuple(query.shape)} and {tuple(key.shape)}"
         )
     if critic == "bilinear":
         if weight is None:
@@ -128,16 +127,14 @@ def _check_inputs(
         check_rank("weight", weight, 2)
         if weight.shape != (query.shape[-1], key.shape[-1]):
             raise ValueError(
-                f"weight must have shape (D_q, D_k) = {(query.shape[-1], key.shape[-1])}, "
-                f"got {tuple(weight.shape)}"
+                f"weight must have shape (D_q, D_k) = {(query.shape[-1], key.shape[-1])}, got {tuple(weight.shape)}"
             )
     else:
         if weight is not None:
             raise ValueError(f"weight is only used by critic='bilinear', got critic={critic!r}")
         if query.shape[-1] != key.shape[-1]:
             raise ValueError(
-                f"critic={critic!r} needs query and key of equal dimension, got {query.shape[-1]} "
-                f"and {key.shape[-1]}"
+                f"critic={critic!r} needs query and key of equal dimension, got {query.shape[-1]} and {key.shape[-1]}"
             )
     if negatives == "queue":
         if queue is None:

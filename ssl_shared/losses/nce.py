@@ -51,8 +51,7 @@ def nce_loss(
     num_noise = noise_log_model.numel()
     if num_data == 0 or num_noise == 0:
         raise ValueError(
-            f"nce_loss needs at least one data and one noise sample, got {num_data} data and "
-            f"{num_noise} noise samples"
+            f"nce_loss needs at least one data and one noise sample, got {num_data} data and {num_noise} noise samples"
         )
     log_nu = math.log(num_noise / num_data)
     data_logit = data_log_model - data_log_noise - log_nu

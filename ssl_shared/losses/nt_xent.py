@@ -28,9 +28,7 @@ from ssl_shared.losses import distributed
 from ssl_shared.losses._checks import check_non_empty, check_positive, check_rank, check_same_shape
 
 
-def nt_xent_loss(
-    z_a: Tensor, z_b: Tensor, temperature: float = 0.5, gather_distributed: bool = False
-) -> Tensor:
+def nt_xent_loss(z_a: Tensor, z_b: Tensor, temperature: float = 0.5, gather_distributed: bool = False) -> Tensor:
     """NT-Xent loss of two views.
 
     Args:

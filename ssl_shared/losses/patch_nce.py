@@ -28,9 +28,7 @@ from ssl_shared.losses.info_nce import info_nce_loss
 PATCH_NEGATIVE_MODES = ("image", "batch")
 
 
-def patch_nce_loss(
-    feat_q: Tensor, feat_k: Tensor, temperature: float = 0.07, negatives: str = "image"
-) -> Tensor:
+def patch_nce_loss(feat_q: Tensor, feat_k: Tensor, temperature: float = 0.07, negatives: str = "image") -> Tensor:
     """PatchNCE loss, mean over all ``B * N`` query patches.
 
     Args:
