@@ -119,7 +119,7 @@ def train_and_score(args: argparse.Namespace, seed: int, precision: str) -> dict
     }
 
 
-def summarise(runs: Sequence[Mapping[str, Any]], key: str = "paired_fp32_inference") -> dict[str, Any]:
+def summarize(runs: Sequence[Mapping[str, Any]], key: str = "paired_fp32_inference") -> dict[str, Any]:
     """Per precision and metric: mean, min, max, range over seeds; per metric the difference of the means
     (bf16 - fp32), the spread (the larger range) and whether the difference lies within it."""
     by_precision = {p: [r[key] for r in runs if r["precision"] == p] for p in PRECISIONS}
@@ -266,8 +266,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         },
         "provenance": provenance,
         "runs": runs,
-        "summary": summarise(runs),
-        "summary_bf16_inference": summarise(runs, "paired_bf16_inference"),
+        "summary": summarize(runs),
+        "summary_bf16_inference": summarize(runs, "paired_bf16_inference"),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,11 +3,8 @@
 With glibc's default malloc, every block larger than the mmap threshold (which adapts up to 32 MB) is
 fresh memory mapped from the kernel, and freed heap memory above the trim threshold goes back to it. A
 training loop that allocates the same large activations every iteration then pays for page faults and
-for zeroing new pages each time. One CUT iteration at crop 256 on the 2-core CPU (one thread): 455K-730K
-minor faults and 1.0-1.8 s of system time by default; 6K faults and 0.04 s with the setting below, peak
-RSS 3.07 instead of 2.95 GB. With two threads, unloaded, that is 8.25 instead of 10.20 s per iteration
-(``benchmarks/results/cut_throughput_cpu_2threads_unloaded.md``, where ``ours-default-malloc`` is this
-setting left out).
+for zeroing new pages each time (the minor faults per iteration in ``benchmarks/results/`` show it: the
+official code's workers with and without this setting, given through the environment).
 
 :func:`reuse_freed_host_memory` sets, through ``mallopt``, ``M_MMAP_MAX = 0`` (large blocks come from
 the heap too) and ``M_TRIM_THRESHOLD`` to 2 GiB, the largest value it takes (freed memory stays in the

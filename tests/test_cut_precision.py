@@ -15,7 +15,7 @@ import ssl_shared.provenance
 from cut_translation.cli import evaluate_main, train_main, translate_image
 from cut_translation.models import build_model, cut, cyclegan, make_config
 from cut_translation.trainer import TrainConfig, Trainer
-from experiments.cut_precision_parity import summarise
+from experiments.cut_precision_parity import summarize
 
 TINY = {"generator": {"ngf": 8, "n_blocks": 2}, "discriminator": {"ndf": 8}}
 TINY_NCE = {**TINY, "nce_layers": (0, 4, 8, 12, 13), "num_patches": 16}
@@ -245,7 +245,7 @@ def test_parity_verdict_compares_the_difference_of_means_with_the_larger_seed_ra
         run_scores("bf16", 0, 0.11, 21.0, 0.60),
         run_scores("bf16", 1, 0.12, 24.0, 0.61),
     ]
-    summary = summarise(runs)
+    summary = summarize(runs)
     psnr = summary["comparison"]["psnr"]  # means 21.0 and 22.5; ranges 2 and 3
     assert psnr["difference_bf16_minus_fp32"] == pytest.approx(1.5) and psnr["seed_spread"] == pytest.approx(3.0)
     assert psnr["within_spread"] is True
@@ -259,5 +259,5 @@ def test_parity_verdict_compares_the_difference_of_means_with_the_larger_seed_ra
 
 def test_parity_gives_no_verdict_with_one_seed():
     runs = [run_scores("fp32", 0, 0.10, 20.0, 0.50), run_scores("bf16", 0, 0.10, 20.0, 0.50)]
-    summary = summarise(runs)
+    summary = summarize(runs)
     assert summary["bf16_matches"] is None and summary["comparison"]["psnr"]["within_spread"] is None

@@ -52,7 +52,7 @@ from cut_translation.transfer.report import (
     baseline_condition,
     plot_returns,
     sample_grid,
-    summarise,
+    summarize,
     translated_condition,
     write_markdown,
 )
@@ -382,7 +382,7 @@ def run(
         names += [c for c, _, _ in baseline_looks]
     clock.add("evaluation", time.time() - start)
 
-    rows = summarise(results, names, config.bootstrap, config.seed)
+    rows = summarize(results, names, config.bootstrap, config.seed)
     translators = [
         {
             **grid,

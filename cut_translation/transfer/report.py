@@ -2,7 +2,7 @@
 
 * :func:`sample_grid`: rows of test states, columns ``target look | translated | training look`` (the same
   physics state rendered in both looks), as a PNG;
-* :func:`summarise`: per condition the mean return over agents and episodes with its 95% interval, and the
+* :func:`summarize`: per condition the mean return over agents and episodes with its 95% interval, and the
   share of the training-look return it keeps (paired; :mod:`cut_translation.transfer.stats`);
 * :func:`plot_returns` and :func:`write_markdown`: ``returns.png`` and ``report.md``.
 """
@@ -44,7 +44,7 @@ def returns_array(results: Sequence[ConditionResult], condition: str) -> np.ndar
     return np.asarray(rows, dtype=np.float64)
 
 
-def summarise(results: Sequence[ConditionResult], conditions: Sequence[str], n: int, seed: int) -> list[dict[str, Any]]:
+def summarize(results: Sequence[ConditionResult], conditions: Sequence[str], n: int, seed: int) -> list[dict[str, Any]]:
     """One row per condition: agents, episodes, mean + interval, share of the reference + interval, timings."""
     rows = []
     for condition in conditions:

@@ -15,9 +15,8 @@ Blocks: all factors are drawn for the whole batch first; samples that share an o
 groups) are then adjusted together, in blocks of ``block_size`` samples, each block fully
 vectorised. On the CPU the default block holds about ``CPU_BLOCK_BYTES`` of float32 pixels, so the
 dozens of temporaries of the hue conversion stay in cache instead of streaming the whole batch
-through memory each time (one thread on the project's 2-core CPU, 128 x 9 x 100 x 100 uint8, fixed
-order: about 790 ms per call unblocked, 250 ms blocked); on other devices the default is the whole
-batch. The result does not depend on the block size.
+through memory each time (timings in ``benchmarks/results/augment_cpu_1thread.md``); on other devices
+the default is the whole batch. The result does not depend on the block size.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The image is cut into a ``G x G`` grid of overlapping patches (patch ``H/4``, stride ``H/8``: a 7x7 grid),
 every patch is encoded by the backbone, ``z_{i,j} = f(x_{i,j})``. A row-causal context network (a
 stack of masked 3x3 convolutions whose kernels see only the current and earlier rows, PixelCNN style)
-summarises everything above and on row ``i`` into ``c_{i,j}``. For each step ``k = 1..K`` a linear map
+summarizes everything above and on row ``i`` into ``c_{i,j}``. For each step ``k = 1..K`` a linear map
 predicts the patch ``k`` rows below, scored by InfoNCE against the other targets of the batch:
 
     z^_{i+k,j} = W_k c_{i,j}

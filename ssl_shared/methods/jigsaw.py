@@ -27,8 +27,8 @@ from ssl_shared.methods.permutations import maximal_hamming_permutations
 @dataclass
 class JigsawConfig:
     # Noroozi & Favaro 2016: 3x3 grid, 64 px tiles in 75 px cells (tile_fraction 64/75), per-tile
-    # normalisation, 1000 permutations in the main model (100 here by default: building the set of
-    # 1000 takes ~10 s; pass num_permutations=1000 for the paper's setting).
+    # normalisation, 1000 permutations in the main model (100 here by default: the greedy maximal-distance
+    # set of 1000 is slow to build; pass num_permutations=1000 for the paper's setting).
     grid: int = 3
     num_permutations: int = 100
     tile_fraction: float = 64 / 75
