@@ -43,7 +43,6 @@ State observations (1-D vectors) are not handled: the constructor raises and poi
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +52,8 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
+
+from ssl_shared.run_dir import atomic_torch_save
 
 _GPU_FRACTION = 0.7  # the frame store may take this fraction of the free GPU memory
 
@@ -319,7 +320,7 @@ class FrameReplayBuffer(ReplayBuffer):
 
     # ------------------------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
-        """Write the buffer to ``path`` atomically (a temporary file, then ``os.replace``).
+        """Write the buffer to ``path`` atomically (:func:`ssl_shared.run_dir.atomic_torch_save`).
 
         Only frames written so far are saved (at most ``frame_capacity`` per env).
         """
@@ -331,9 +332,7 @@ class FrameReplayBuffer(ReplayBuffer):
             "n_added": torch.tensor(self._n_added),
             **{name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in self._arrays().items()},
         }
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        atomic_torch_save(state, path)
 
     def load(self, path: str | Path) -> None:
         """Restore a buffer written by ``save`` into this one (same spaces, capacities and n_envs)."""

@@ -31,7 +31,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from ssl_shared.errors import UserError
 
@@ -75,14 +75,15 @@ def _create_folder(path: Path) -> None:
     os.mkdir(path, 0o777)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically (temporary sibling, fsync, ``os.replace``)."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Replace ``path`` atomically with what ``write(file)`` streams into a temporary sibling (fsync, then
+    ``os.replace``): a reader sees the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp, fd = _new_sibling(path.parent, f".{path.name}.", ".tmp", _create_file)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -90,6 +91,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -101,12 +106,10 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary sibling, then ``os.replace`` (no half-written file on a crash)."""
+    """``torch.save`` streamed into :func:`atomic_write` (no second copy of a large object in memory)."""
     import torch
 
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _fsync_tree(root: Path) -> None:
