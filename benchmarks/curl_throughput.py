@@ -84,34 +84,9 @@ CODE_PATHS = (
 
 def official_train_args(batch_size: int, seed: int, capacity: int) -> list[str]:
     """``scripts/run.sh`` of the official code (cartpole-swingup), minus ``--save_tb``, with our batch/seed."""
-    return [
-        "--domain_name",
-        DOMAIN,
-        "--task_name",
-        TASK,
-        "--encoder_type",
-        "pixel",
-        "--action_repeat",
-        str(ACTION_REPEAT),
-        "--pre_transform_image_size",
-        "100",
-        "--image_size",
-        "84",
-        "--agent",
-        "curl_sac",
-        "--frame_stack",
-        "3",
-        "--seed",
-        str(seed),
-        "--critic_lr",
-        "1e-3",
-        "--actor_lr",
-        "1e-3",
-        "--batch_size",
-        str(batch_size),
-        "--replay_buffer_capacity",
-        str(capacity),
-    ]
+    from experiments.run_official_curl import run_sh_args
+
+    return [*run_sh_args(seed), "--batch_size", str(batch_size), "--replay_buffer_capacity", str(capacity)]
 
 
 #: Extra workers of our code with other settings than the command line's defaults (``--ours-variants``).

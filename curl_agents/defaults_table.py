@@ -12,15 +12,13 @@ checks that the committed ``docs/algorithm_defaults.md`` equals this output.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 from typing import Any
 
 from curl_agents.algorithms import ALGORITHMS
 from curl_agents.algorithms.defaults import constructor_defaults, policy_settings
 from curl_agents.objectives import aux_objective_options
 from curl_agents.presets import PLANET_PRESETS
-from ssl_shared.markdown import format_value, markdown_table
+from ssl_shared.markdown import format_value, generated_doc_main, markdown_table
 
 #: Constructor arguments whose ``None`` default stands for another argument's value (see their docstrings).
 DEFAULT_FROM = {"alpha_lr": "learning_rate", "initial_updates": "learning_starts"}
@@ -138,14 +136,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m curl_agents.defaults_table", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", help="write the markdown here (default: print it)")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.out:
-        Path(args.out).write_text(text)
-    else:
-        print(text, end="")
+    generated_doc_main("python -m curl_agents.defaults_table", __doc__.split("\n")[0], render, argv)
 
 
 if __name__ == "__main__":

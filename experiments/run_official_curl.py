@@ -45,46 +45,36 @@ CODE_PATHS = ("experiments/official_curl_shim", "experiments/run_official_curl.p
 OURS = "curl_b32"  # the group of run_curl.py with the same protocol on our agent
 
 
+def run_sh_args(seed: int) -> list[str]:
+    """The cartpole-swingup flags of the official ``scripts/run.sh`` (minus ``--save_tb``, its logging), with ``seed``."""
+    flags = {
+        "--domain_name": "cartpole",
+        "--task_name": "swingup",
+        "--encoder_type": "pixel",
+        "--action_repeat": str(ACTION_REPEAT),
+        "--pre_transform_image_size": "100",
+        "--image_size": "84",
+        "--agent": "curl_sac",
+        "--frame_stack": "3",
+        "--seed": str(seed),
+        "--critic_lr": "1e-3",
+        "--actor_lr": "1e-3",
+    }
+    return [word for pair in flags.items() for word in pair]
+
+
 def official_args(work_dir: Path, seed: int) -> list[str]:
     """``scripts/run.sh`` (cartpole-swingup) with the changes listed in the module docstring."""
-    return [
-        "--domain_name",
-        "cartpole",
-        "--task_name",
-        "swingup",
-        "--encoder_type",
-        "pixel",
-        "--action_repeat",
-        str(ACTION_REPEAT),
-        "--pre_transform_image_size",
-        "100",
-        "--image_size",
-        "84",
-        "--work_dir",
-        str(work_dir),
-        "--agent",
-        "curl_sac",
-        "--frame_stack",
-        "3",
-        "--seed",
-        str(seed),
-        "--critic_lr",
-        "1e-3",
-        "--actor_lr",
-        "1e-3",
-        "--eval_freq",
-        "1250",
-        "--num_eval_episodes",
-        "10",
-        "--batch_size",
-        "32",
-        "--num_train_steps",
-        "12501",
-        "--init_steps",
-        "1000",
-        "--log_interval",
-        "125",
-    ]
+    changes = {
+        "--work_dir": str(work_dir),
+        "--eval_freq": "1250",
+        "--num_eval_episodes": "10",
+        "--batch_size": "32",
+        "--num_train_steps": "12501",
+        "--init_steps": "1000",
+        "--log_interval": "125",
+    }
+    return run_sh_args(seed) + [word for pair in changes.items() for word in pair]
 
 
 def _official_commit(official_dir: Path) -> str:

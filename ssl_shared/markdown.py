@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -32,3 +33,18 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
         return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
     return [line(header), "|" + "---|" * len(header)] + [line(row) for row in rows]
+
+
+def generated_doc_main(prog: str, description: str, render: Callable[[], str], argv: list[str] | None = None) -> None:
+    """The command line of a generated document: print ``render()``, or write it with ``--out PATH``."""
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--out", help="write the markdown here (default: print it)")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text, end="")

@@ -45,7 +45,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -53,17 +53,16 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from torch.nn import functional as F
 
 from curl_agents.algorithms.color_augment import add_color_views, check_color_augment
+from curl_agents.algorithms.run_names import RunsNamedAfterClass
 from curl_agents.policies import CnnPolicy, CurlActor, CurlCritic, CurlSACPolicy
 from ssl_shared.augment.crop import center_crop
 from ssl_shared.errors import NonFiniteLossError
 from ssl_shared.momentum import polyak_update
 from ssl_shared.precision import PRECISIONS, autocast, resolve_precision
-
-SelfPixelSAC = TypeVar("SelfPixelSAC", bound="PixelSAC")
 
 
 @dataclass
@@ -88,7 +87,7 @@ def augmentation_seed(seed: int | None) -> int:
     return int(child.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
-class PixelSAC(OffPolicyAlgorithm):
+class PixelSAC(RunsNamedAfterClass, OffPolicyAlgorithm):
     """SAC from pixels with the SAC-AE/CURL encoder convention; no augmentation (the pixel SAC baseline).
 
     Render at the network input size (``image_size``, 84): the baseline of the CURL and SAC-AE tables
@@ -438,26 +437,6 @@ class PixelSAC(OffPolicyAlgorithm):
         )
 
     # ------------------------------------------------------------------------------------------ train
-    def learn(
-        self: SelfPixelSAC,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 4,
-        tb_log_name: str | None = None,
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfPixelSAC:
-        """SB3's ``learn``; ``tb_log_name=None`` names the TensorBoard run after the class (``"CURL"``,
-        ``"RAD"``, ``"DrQ"``, ``"SacAE"``, ``"PixelSAC"``), as SB3's algorithms default to their own name."""
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=type(self).__name__ if tb_log_name is None else tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
-
     def train(self, gradient_steps: int, batch_size: int = 512) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])  # SB3 lr schedule, if any

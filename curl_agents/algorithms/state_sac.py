@@ -33,21 +33,20 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from stable_baselines3 import SAC
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
+from curl_agents.algorithms.run_names import RunsNamedAfterClass
 from ssl_shared.errors import NonFiniteLossError
 
-SelfStateSAC = TypeVar("SelfStateSAC", bound="StateSAC")
 
-
-class StateSAC(SAC):
+class StateSAC(RunsNamedAfterClass, SAC):
     """SB3 SAC with the CURL paper's state-SAC settings as defaults (cited in the signature), a
     temperature Adam of its own (lr 1e-4, betas (0.5, 0.999), not on the lr schedule) and the target
     cadence counted over the whole run (see the module docstring)."""
@@ -98,26 +97,6 @@ class StateSAC(SAC):
         # SB3 applies the actor/critic schedule to every optimizer it is given; keep alpha's lr fixed.
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         super()._update_learning_rate([o for o in optimizers if o is not self.ent_coef_optimizer])
-
-    def learn(
-        self: SelfStateSAC,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 4,
-        tb_log_name: str | None = None,
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfStateSAC:
-        """SAC's ``learn``; ``tb_log_name=None`` names the TensorBoard run after the class (``"StateSAC"``;
-        SB3's SAC uses ``"SAC"``)."""
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=type(self).__name__ if tb_log_name is None else tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         """SB3's SAC gradient step (same losses, same order), with the target cadence on ``_n_updates``."""

@@ -11,13 +11,11 @@ equals this output.
 
 from __future__ import annotations
 
-import argparse
 import inspect
-from pathlib import Path
 
 from curl_agents.objectives import AUX_OBJECTIVES, NO_OBJECTIVE_SUMMARY, aux_objective_options
 from curl_agents.objectives.base import AuxObjective
-from ssl_shared.markdown import format_value, markdown_table
+from ssl_shared.markdown import format_value, generated_doc_main, markdown_table
 
 COMMAND = "python -m curl_agents.objectives.table --out docs/objectives.md"
 HEADER = ["name", "loss", "second input", "options (defaults)", "reference"]
@@ -63,14 +61,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m curl_agents.objectives.table", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", help="write the markdown here (default: print it)")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.out:
-        Path(args.out).write_text(text)
-    else:
-        print(text, end="")
+    generated_doc_main("python -m curl_agents.objectives.table", __doc__.split("\n")[0], render, argv)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,7 @@ A test checks that the committed ``docs/ssl_methods.md`` equals this output.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from ssl_shared.markdown import markdown_table
+from ssl_shared.markdown import generated_doc_main, markdown_table
 from ssl_shared.methods.base import BATCH_KEYS, SSLMethod
 from ssl_shared.methods.registry import METHODS
 
@@ -57,14 +54,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ssl_shared.methods.table", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", help="write the markdown here (default: print it)")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.out:
-        Path(args.out).write_text(text)
-    else:
-        print(text, end="")
+    generated_doc_main("python -m ssl_shared.methods.table", __doc__.split("\n")[0], render, argv)
 
 
 if __name__ == "__main__":
