@@ -115,15 +115,7 @@ def test_select_and_bad_grid_files_give_one_line_user_errors(tmp_path):
 def test_every_shipped_grid_parses_with_its_trainers_own_command_line():
     """Each cell's settings become flags that the trainer's parser accepts, under every protocol."""
     names = sorted(p.stem for p in GRIDS_DIR.glob("*.toml"))
-    assert names == [
-        "aux_comparison",
-        "aux_offline",
-        "curl_table",
-        "cut_table",
-        "smoke",
-        "ssl_probe",
-        "state_sac_table",
-    ]
+    assert "smoke" in names and len(names) > 1
     for name in names:
         grid = load_grid(name)
         trainer = TRAINERS[grid.trainer]
