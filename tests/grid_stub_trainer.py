@@ -6,7 +6,8 @@ Writes ``DIR/progress.csv`` (one row per step), ``DIR/ckpt`` (the next step), ``
 launch: its arguments) and, when done, ``DIR/done.json`` with what it saw (resumed step, threads flag,
 ``OMP_NUM_THREADS``, ``CUDA_VISIBLE_DEVICES``). ``--fail-at K`` exits 3 at step K with a one-line error on
 stderr unless resuming. ``--rendezvous DIR --peers N`` waits (up to a minute) until N launches have
-registered in DIR: it finishes only when N cells run at the same time.
+registered in DIR: it finishes only when N cells run at the same time. ``--hold-at K`` sleeps (a minute) at
+step K unless resuming: a run that is still going when its runner is stopped.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-at", type=int, default=-1)
     p.add_argument("--rendezvous", default=None)
     p.add_argument("--peers", type=int, default=1)
+    p.add_argument("--hold-at", type=int, default=-1)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true")
@@ -53,6 +55,8 @@ def main() -> None:
         if step == args.fail_at and not args.resume:
             sys.stderr.write(f"stub: loss is nan at step {step}\n")
             raise SystemExit(3)
+        if step == args.hold_at and not args.resume:
+            time.sleep(60)
         new = not (out / "progress.csv").exists()
         with open(out / "progress.csv", "a") as f:
             f.write(("step\n" if new else "") + f"{step}\n")

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import grid_stub_trainer
@@ -408,6 +411,41 @@ def test_runner_moves_aside_an_unresumable_folder_and_skips_a_running_cell(tmp_p
     assert (partial.with_name("seed=1.partial-1") / "stray.txt").is_file()
     assert (partial / "done.json").is_file() and not (partial / "stray.txt").exists()
     assert cell_status(cells[1], stub, where).note == "interrupted"  # its process is gone
+
+
+def test_a_stopped_runner_stops_its_trainers_skips_queued_cells_and_the_rerun_resumes_them(tmp_path, stub, capsys):
+    """SIGTERM to the runner (what ``kill`` or a scheduler sends; Ctrl-C takes the same path) while two
+    trainers hold at step 1 and a third cell waits: the two trainers end, their cells are recorded as
+    interrupted, the third never starts, the runner exits 130, and the same command then resumes all."""
+    from experiments.grid.state import process_alive
+
+    grid_file = write_grid(tmp_path, 'trainer = "stub"\n[fixed]\nsteps = 3\nhold_at = 1\n[axes]\nseed = [1, 2, 3]\n')
+    cells = plan(load_grid(grid_file)).cells
+    where = Layout((tmp_path / "r").resolve() / "g")
+    args = ["run", str(grid_file), "--root", str(tmp_path / "r"), "--jobs", "2", "--threads-per-job", "1"]
+
+    def stop_when_both_hold():
+        deadline = time.monotonic() + 60
+        while not all((where.run_dir(c) / "ckpt").exists() for c in cells[:2]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    stopper = threading.Thread(target=stop_when_both_hold)
+    stopper.start()
+    with pytest.raises(SystemExit) as exit_info:
+        grid_main(args)
+    stopper.join()
+    assert exit_info.value.code == 130
+    assert "interrupted: stopped seed=1, seed=2; rerun the same command to resume" in capsys.readouterr().err
+    for cell in cells[:2]:
+        state = json.loads(where.state_path(cell).read_text())
+        assert state["status"] == "interrupted" and not process_alive(state["pid"])
+        assert cell_status(cell, stub, where).note == "interrupted"
+    assert not where.run_dir(cells[2]).exists() and not where.state_path(cells[2]).exists()
+
+    grid_main(args)
+    resumed = [json.loads((where.run_dir(c) / "done.json").read_text())["resumed_from"] for c in cells]
+    assert resumed == [1, 1, 0]
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")

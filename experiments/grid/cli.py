@@ -20,12 +20,22 @@ import argparse
 import fcntl
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from experiments.grid.launch import CellJob, gpu_slots, run_local, submit, submitit_parameters, visible_gpus
+from experiments.grid.launch import (
+    INTERRUPTED_EXIT,
+    CellJob,
+    GridInterrupted,
+    gpu_slots,
+    run_local,
+    submit,
+    submitit_parameters,
+    visible_gpus,
+)
 from experiments.grid.report import ReportOptions, sync_results, write_report
 from experiments.grid.spec import GRIDS_DIR, find_grid, load_grid, parse_select, plan
 from experiments.grid.state import DONE, RUNNING, layout
@@ -166,7 +176,13 @@ def run_grid(args: argparse.Namespace) -> int:
         ]  # fmt: skip
         if args.launcher == "local":
             slots = gpu_slots(args.jobs, args.gpus_per_job, visible_gpus() if args.gpus_per_job else [])
-            codes = run_local(jobs, min(args.jobs, len(jobs)), slots)
+            try:
+                with sigterm_as_interrupt():
+                    codes = run_local(jobs, min(args.jobs, len(jobs)), slots)
+            except GridInterrupted as stopped:
+                print(f"interrupted: stopped {', '.join(stopped.stopped) or 'no running cell'}; rerun the same "
+                      "command to resume", file=sys.stderr, flush=True)  # fmt: skip
+                return INTERRUPTED_EXIT
         else:
             slurm = dict(the_plan.slurm)
             if args.timeout_min is not None:
@@ -179,6 +195,21 @@ def run_grid(args: argparse.Namespace) -> int:
     if codes:
         print(f"{len(codes) - len(failed)} of {len(codes)} cells finished; failed: {', '.join(failed) or 'none'}")
     return 1 if failed else 0
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM (``kill``, a scheduler's stop) raises KeyboardInterrupt like Ctrl-C does, so
+    the runner stops its trainers and records them instead of dying and leaving them running."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager

@@ -17,12 +17,13 @@ import shlex
 import socket
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from experiments.grid.state import DONE, FAILED, RUNNING, last_line, now, read_json, write_state
+from experiments.grid.state import DONE, FAILED, INTERRUPTED, RUNNING, last_line, now, read_json, write_state
 from experiments.grid.trainers import TRAINERS
 from ssl_shared.errors import UserError
 from ssl_shared.run_dir import atomic_write_json
@@ -44,8 +45,12 @@ class CellJob:
     launcher: str
 
 
-def execute_cell(job: CellJob) -> int:
-    """Bring one cell to done (or fail) and record it; returns the exit code of the last command run."""
+def execute_cell(job: CellJob, stop: threading.Event | None = None) -> int:
+    """Bring one cell to done (or fail) and record it; returns the exit code of the last command run.
+
+    When ``stop`` is set (the local runner was interrupted), the trainer is sent SIGTERM, the cell is
+    recorded as ``interrupted`` (its checkpoints make it resumable) and the trainer's exit code returned.
+    """
     trainer = TRAINERS[job.trainer]
     out, cell_dir = Path(job.out), Path(job.cell_dir)
     state_path = cell_dir / "state.json"
@@ -72,13 +77,17 @@ def execute_cell(job: CellJob) -> int:
             proc = subprocess.Popen(command, cwd=job.cwd, env=env, stdout=stdout, stderr=stderr)
             write_state(state_path, pid=proc.pid)
             try:
-                code = proc.wait()
+                code = _wait(proc, stop)
             except BaseException:
                 proc.terminate()
                 proc.wait()
                 write_state(state_path, status=FAILED, exit_code=proc.returncode, finished_at=now(),
                             error="the runner was interrupted and stopped the trainer")  # fmt: skip
                 raise
+            if stop is not None and stop.is_set():
+                write_state(state_path, status=INTERRUPTED, exit_code=code, finished_at=now(),
+                            error="the runner was interrupted and stopped the trainer")  # fmt: skip
+                return code if code != 0 else INTERRUPTED_EXIT
             if code != 0:
                 stderr.flush()
                 error = last_line(cell_dir / "stderr.log", start=stderr_start) or f"exit code {code}"
@@ -86,6 +95,21 @@ def execute_cell(job: CellJob) -> int:
                 return code
     write_state(state_path, status=DONE, exit_code=0, finished_at=now(), progress_at_end=trainer.progress(out)[0])
     return 0
+
+
+INTERRUPTED_EXIT = 130  # the shell's code for a process stopped by Ctrl-C
+
+
+def _wait(proc: subprocess.Popen, stop: threading.Event | None) -> int:
+    """Wait for ``proc``; when ``stop`` is set meanwhile, terminate it (SIGTERM) and wait for it to end."""
+    while stop is not None:
+        try:
+            return proc.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            if stop.is_set():
+                proc.terminate()
+                break
+    return proc.wait()
 
 
 def _move_aside_unresumable(out: Path, trainer) -> str | None:
@@ -154,31 +178,54 @@ def gpu_slots(jobs: int, gpus_per_job: float | None, visible: list[str]) -> list
     return [",".join(visible[s * g : (s + 1) * g]) for s in range(jobs)]
 
 
+class GridInterrupted(Exception):
+    """The local runner was stopped (Ctrl-C or SIGTERM) and stopped its trainers; ``stopped`` names their cells."""
+
+    def __init__(self, stopped: list[str]):
+        super().__init__(f"{len(stopped)} running cell(s) stopped")
+        self.stopped = stopped
+
+
 def run_local(jobs: list[CellJob], workers: int, slots: list[str | None]) -> dict[str, int]:
-    """Run ``jobs`` on ``workers`` threads, each starting one trainer at a time; ``{cell_id: exit code}``."""
+    """Run ``jobs`` on ``workers`` threads, each starting one trainer at a time; ``{cell_id: exit code}``.
+
+    An interrupt (KeyboardInterrupt in the main thread, which is what Ctrl-C and the runner's SIGTERM
+    handler raise) cancels the cells not started yet, terminates the running trainers, waits for them and
+    raises :class:`GridInterrupted`; rerunning the same command resumes the stopped cells.
+    """
     free: queue.Queue[int] = queue.Queue()
     for s in range(workers):
         free.put(s)
+    stop = threading.Event()
 
     def work(job: CellJob) -> int:
         slot = free.get()
         try:
+            if stop.is_set():
+                return INTERRUPTED_EXIT
             env = dict(job.env)
             if slots[slot] is not None:
                 env["CUDA_VISIBLE_DEVICES"] = slots[slot]
-            return execute_cell(replace(job, env=env))
+            return execute_cell(replace(job, env=env), stop)
         finally:
             free.put(slot)
 
     codes: dict[str, int] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(work, job): job for job in jobs}
+    pool = ThreadPoolExecutor(max_workers=workers)
+    futures = {pool.submit(work, job): job for job in jobs}
+    try:
         for future in as_completed(futures):
             job = futures[future]
             codes[job.cell_id] = future.result()
             state = read_json(Path(job.cell_dir) / "state.json") or {}
             outcome = "done" if codes[job.cell_id] == 0 else f"failed (exit {codes[job.cell_id]}): {state.get('error')}"
             print(f"[grid] {job.cell_id}: {outcome}", flush=True)
+    except KeyboardInterrupt:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        stopped = [job.cell_id for f, job in futures.items() if job.cell_id not in codes and not f.cancelled()]
+        raise GridInterrupted(stopped) from None
+    pool.shutdown()
     return codes
 
 

@@ -9,7 +9,7 @@ Layout under ``ROOT/<plan name>/`` (``runs/grids/curl_table_cpu/``)::
     grid.toml                       the grid file of the latest ``run`` (its SHA-256 is in every state.json)
     submitit/                       submitit's own job folder
 
-``state.json`` holds ``status`` (``running`` / ``done`` / ``failed``), the commands, host, pid, job id,
+``state.json`` holds ``status`` (``running`` / ``done`` / ``failed`` / ``interrupted``), the commands, host, pid, job id,
 start and end times, exit code, the last line of stderr on failure, the grid file's SHA-256, the cell's
 settings and its progress when the launch started (for the throughput estimate).
 """
@@ -29,6 +29,7 @@ from experiments.grid.trainers import Trainer
 from ssl_shared.run_dir import atomic_write_json
 
 DONE, RUNNING, FAILED, PENDING = "done", "running", "failed", "pending"
+INTERRUPTED = "interrupted"  # recorded when the runner stopped the trainer; shown as a pending cell
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def cell_status(cell: Cell, trainer: Trainer, where: Layout) -> CellStatus:
         return CellStatus(cell, RUNNING, resumable, done, total, state, note)
     if state.get("status") == FAILED:
         return CellStatus(cell, FAILED, resumable, done, total, state, state.get("error", ""))
-    note = "interrupted" if state.get("status") == RUNNING else ""
+    note = "interrupted" if state.get("status") in (RUNNING, INTERRUPTED) else ""
     return CellStatus(cell, PENDING, resumable, done, total, state, note)
 
 
