@@ -63,3 +63,32 @@ def offending_lines() -> list[str]:
 def test_no_machine_paths_or_internal_references_in_tracked_text():
     found = offending_lines()
     assert not found, "\n".join(found)
+
+
+#: A line, or a table cell, that is nothing but an UPPER_SNAKE word (``RESULT_ROW``, ``| RUN_COST |``): a
+#: placeholder left for a figure that was never filled in.
+PLACEHOLDER = re.compile(r"^\s*(?:\|.*)?(?:^|\|)\s*[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\s*(?:\|.*)?$")
+
+
+@pytest.mark.skipif(not (REPO / ".git").exists(), reason="needs a git checkout")
+def test_no_unfilled_placeholders_in_markdown():
+    found = []
+    for path in tracked_text_files():
+        if path.suffix != ".md":
+            continue
+        in_code = False
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            in_code ^= line.lstrip().startswith("```")
+            if not in_code and PLACEHOLDER.match(line):
+                found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()[:120]}")
+    assert not found, "unfilled placeholders:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("line", ["RESULT_ROW", "| a | b | RUN_COST |", "| STATE_FILE | x |"])
+def test_the_placeholder_pattern_catches_what_it_should(line):
+    assert PLACEHOLDER.match(line)
+
+
+@pytest.mark.parametrize("line", ["| `MALLOC_MMAP_MAX_=0` | x |", "Set MUJOCO_GL=egl first", "| a | b |"])
+def test_the_placeholder_pattern_leaves_prose_and_settings_alone(line):
+    assert not PLACEHOLDER.match(line)
