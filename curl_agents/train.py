@@ -314,7 +314,7 @@ def _new_loop() -> dict[str, Any]:
 
 class Trainer:
     """One run in ``out``: :meth:`step` trains one episode, :meth:`evaluate` writes an ``eval.csv`` row,
-    :meth:`save` a checkpoint, :meth:`run` drives them to the budget; :meth:`new` / :meth:`resume` build it."""
+    :meth:`save` a checkpoint, :meth:`fit` drives them to the budget; :meth:`new` / :meth:`resume` build it."""
 
     def __init__(
         self,
@@ -438,7 +438,7 @@ class Trainer:
             (folder / MANIFEST_FILE).write_text(json.dumps(sizes, indent=2))
         return self.store.latest()
 
-    def run(self) -> dict[str, Any]:
+    def fit(self) -> dict[str, Any]:
         """Train to the budget with evaluations and checkpoints on their schedule, then the final evaluation,
         outputs and checkpoint, and ``summary.json`` last. Resumed from the final checkpoint (a run stopped
         before its summary), it only writes the summary, from the final ``eval.csv`` row."""
@@ -584,7 +584,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         trainer = Trainer.new(cfg, out, progress=progress)
     for line in trainer.describe(plan.sources):
         print(line, file=sys.stderr)
-    print(json.dumps(trainer.run()))
+    print(json.dumps(trainer.fit()))
 
 
 def _check_resume(

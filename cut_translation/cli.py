@@ -221,7 +221,7 @@ def train_main(argv: Sequence[str] | None = None) -> None:
     reuse_freed_host_memory()  # no page faults for each iteration's activations (see ssl_shared.host_memory)
     trainer = Trainer(config, model_config, resume=args.resume)
     try:
-        summary = trainer.train()
+        summary = trainer.fit()
     except NonFiniteLossError as err:
         latest = checkpoint_store(config.out).latest()
         where = f"last good checkpoint: {latest}" if latest else "no checkpoint was written"

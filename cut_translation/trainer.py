@@ -493,7 +493,7 @@ class Trainer:
     def translate_monitor(self) -> torch.Tensor:
         return self.model.translator(self.monitor_batch["A"].to(self.device)).cpu()
 
-    def save_checkpoint(self, iteration: int) -> None:
+    def save(self, iteration: int) -> None:
         meta = {
             "model": self.config.model,
             "model_config": self.model_config.to_dict(),
@@ -595,7 +595,7 @@ class Trainer:
             "resumed_from": self.start_iter,
         }
 
-    def train(self) -> dict:
+    def fit(self) -> dict:
         """Train from ``start_iter`` to ``total_iters``; returns the summary also written to summary.json."""
         from torch.utils.tensorboard import SummaryWriter
 
@@ -633,7 +633,7 @@ class Trainer:
                     self.evaluate_fid(done, writer, logs["fid"])
                 if done % c.checkpoint_every == 0 or done == total:
                     writer.flush()  # TensorBoard events up to the checkpoint survive a kill (later ones are purged)
-                    self.save_checkpoint(done)
+                    self.save(done)
         finally:
             writer.close()
         summary = {

@@ -105,7 +105,7 @@ def world(tmp_path_factory):
         nce_layers=(0, 4, 8, 12, 13),
         num_patches=32,
     )
-    Trainer(config, model).train()
+    Trainer(config, model).fit()
     step = run / "checkpoints" / "step-0000000002"
     state = (step / "state.pt").read_bytes()
     truncated_step = root / "truncated_step"

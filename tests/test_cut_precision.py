@@ -167,7 +167,7 @@ def test_auto_resolves_by_the_cpu_and_the_run_records_the_resolved_precision(
     machine_with(monkeypatch, flags)
     trainer = Trainer(train_config(dataset, tmp_path / "run", precision="auto"), make_config("cut", **TINY_NCE))
     assert trainer.model.precision == expected
-    trainer.train()
+    trainer.fit()
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["precision"] == expected
     meta = json.loads((tmp_path / "run" / "checkpoints" / "step-0000000002" / "meta.json").read_text())
     assert meta["train_config"]["precision"] == expected
@@ -196,7 +196,7 @@ def test_resume_compares_the_resolved_precision(dataset, tmp_path, monkeypatch, 
 def test_a_checkpoint_without_a_precision_resumes_in_fp32(dataset, tmp_path, monkeypatch, capsys):
     machine_with(monkeypatch, {"avx2", "amx_bf16"})
     out = tmp_path / "run"
-    Trainer(train_config(dataset, out, precision="fp32"), make_config("cut", **TINY_NCE)).train()
+    Trainer(train_config(dataset, out, precision="fp32"), make_config("cut", **TINY_NCE)).fit()
     meta_path = out / "checkpoints" / "step-0000000002" / "meta.json"
     meta = json.loads(meta_path.read_text())
     del meta["train_config"]["precision"]  # as written before runs recorded a precision
@@ -223,7 +223,7 @@ def test_bf16_inference_and_evaluate_record_the_precision(dataset, tmp_path):
     # 16 u of the output range [-1, 1], as for the losses
     assert (out_bf16 - out_fp32).abs().max() <= 2 * 16 * BF16_UNIT_ROUNDOFF
     run = tmp_path / "run"
-    Trainer(train_config(dataset, run, precision="fp32"), make_config("cut", **TINY_NCE)).train()
+    Trainer(train_config(dataset, run, precision="fp32"), make_config("cut", **TINY_NCE)).fit()
     for precision in ("fp32", "bf16"):
         evaluate_main(
             ["--checkpoint", str(run), "--data", str(dataset), "--precision", precision, "--json", str(tmp_path / "e")]

@@ -96,7 +96,7 @@ def test_resume_equals_uninterrupted_run(dataset, tmp_path, model, precision):
     settings = dict(iters=4, sample_every=2, checkpoint_every=2, precision=precision)
     torch.manual_seed(0)
     full = Trainer(config(dataset, tmp_path / "full", model, **settings), tiny(model))
-    full.train()
+    full.fit()
     torch.manual_seed(1)
     cut_short = Trainer(config(dataset, tmp_path / "half", model, **settings), tiny(model))
     original_step = cut_short.step
@@ -108,11 +108,11 @@ def test_resume_equals_uninterrupted_run(dataset, tmp_path, model, precision):
 
     cut_short.step = stop_at_2
     with pytest.raises(Interrupted):
-        cut_short.train()
+        cut_short.fit()
     torch.manual_seed(123)  # global RNG state must not matter
     resumed = Trainer(config(dataset, tmp_path / "half", model, **settings), resume=True)
     assert resumed.start_iter == 2
-    resumed.train()
+    resumed.fit()
     for (k, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(a, b), k
     rows = list(csv.DictReader((tmp_path / "half" / "losses.csv").open()))
@@ -176,7 +176,7 @@ def test_nan_loss_stops_before_the_optimizer_step(dataset, tmp_path, model):
 
     trainer.model.train_step = poisoned
     with pytest.raises(NonFiniteLossError, match=r"non-finite [DG] \(nan\) at step 2; stopped before the optimizer"):
-        trainer.train()
+        trainer.fit()
     after = trainer.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # no weight moved in the poisoned iteration
     assert trainer.store.latest() is None  # nothing broken saved (the first checkpoint is due at 3)

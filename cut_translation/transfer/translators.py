@@ -103,7 +103,7 @@ def train_translator(plan: TranslatorPlan, device: str, threads: int | None) -> 
     if not resume and plan.out.exists():
         shutil.rmtree(plan.out)  # stopped before its first checkpoint: nothing to resume
     trainer = Trainer(train_config(plan, device, threads), model_config(plan), resume=resume)
-    return trainer.train()
+    return trainer.fit()
 
 
 class PaddedGenerator(nn.Module):
