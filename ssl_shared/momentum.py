@@ -30,10 +30,8 @@ def polyak_update(online: nn.Module, target: nn.Module, tau: float) -> None:
     the same structure; a mismatch raises ``ValueError`` naming the first differing entry.
     """
     _check_tau(tau)
-    online_state = dict(online.named_parameters())
-    online_state.update(online.named_buffers())
-    target_state = dict(target.named_parameters())
-    target_state.update(target.named_buffers())
+    online_state: dict[str, torch.Tensor] = {**dict(online.named_parameters()), **dict(online.named_buffers())}
+    target_state: dict[str, torch.Tensor] = {**dict(target.named_parameters()), **dict(target.named_buffers())}
     if online_state.keys() != target_state.keys():
         diff = sorted(online_state.keys() ^ target_state.keys())
         raise ValueError(f"online and target modules differ in structure, e.g. at {diff[:3]}")

@@ -66,7 +66,8 @@ def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
     """Processor model, the flags of :data:`CPU_FLAGS_OF_INTEREST` it has, its CPUs and torch's kernel level."""
     import torch
 
-    model, flags = platform.processor() or platform.machine(), set()
+    model = platform.processor() or platform.machine()
+    flags: set[str] = set()
     try:
         text = cpuinfo.read_text()
     except OSError:

@@ -16,6 +16,9 @@ class KeyQueue(nn.Module):
     so it moves with ``.to(device)`` and is saved in ``state_dict``.
     """
 
+    queue: torch.Tensor
+    ptr: torch.Tensor
+
     def __init__(self, dim: int, size: int, generator: torch.Generator | None = None) -> None:
         super().__init__()
         if dim <= 0 or size <= 0:
@@ -54,6 +57,8 @@ class MemoryBank(nn.Module):
     as one process does. Its state is part of ``state_dict`` (``_extra_state``), so a resumed run draws
     what an uninterrupted one would.
     """
+
+    bank: torch.Tensor
 
     def __init__(
         self, num_samples: int, dim: int, momentum: float = 0.5, generator: torch.Generator | None = None

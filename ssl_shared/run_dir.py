@@ -229,10 +229,9 @@ class CsvLog:
         return header
 
     def append(self, row: Mapping[str, Any]) -> None:
-        fields = self.fieldnames()
-        new = fields is None
-        if new:
-            fields = list(row)
+        header = self.fieldnames()
+        new = header is None
+        fields = list(row) if header is None else header
         unknown = [k for k in row if k not in fields]
         if unknown:
             raise ValueError(f"{self.path}: columns {unknown} are not in the header {fields}")
@@ -276,7 +275,7 @@ def read_csv(path: str | Path, unique_key: str | None = "step") -> list[dict[str
     if unique_key is not None:
         seen: dict[str, int] = {}
         for i, row in enumerate(rows):
-            key = row.get(unique_key)
+            key = str(row.get(unique_key))
             if key in seen:
                 raise ValueError(
                     f"{path}: two rows for {unique_key}={key} (lines {seen[key] + 2} and {i + 2}); "

@@ -48,10 +48,9 @@ def check_probability(p: float, name: str = "p") -> float:
     return float(p)
 
 
-def check_interval(
-    value: Sequence[float], name: str, low: float = -math.inf, high: float = math.inf
-) -> tuple[float, float]:
-    """Return a ``(lo, hi)`` pair with ``low <= lo <= hi <= high``, else ValueError."""
+def check_interval(value: object, name: str, low: float = -math.inf, high: float = math.inf) -> tuple[float, float]:
+    """Return ``value`` as a ``(lo, hi)`` pair with ``low <= lo <= hi <= high``, else ValueError (any other
+    value, a bool or a single number included, is refused)."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise ValueError(f"{name} must be a pair (lo, hi), got {value!r}")
     lo, hi = float(value[0]), float(value[1])

@@ -48,7 +48,9 @@ class _Step:
         if self.takes_params:
             out, params = self.op(x, return_params=True, **kwargs)
             return out, params
-        return self.op(x, **kwargs), {}
+        out = self.op(x, **kwargs)
+        assert isinstance(out, torch.Tensor)  # an op called without return_params returns the images alone
+        return out, {}
 
 
 class Compose:

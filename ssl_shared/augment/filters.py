@@ -45,8 +45,12 @@ def blur_with_sigma(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> t
     work = to_float(x)
     kernel = gaussian_kernels(sigma.to(work.dtype), kernel_size)  # (B, K)
     padded = F.pad(work, (radius, radius, radius, radius), mode="reflect")
-    rows = sum(per_sample(kernel[:, t], 4) * padded[:, :, t : t + height, :] for t in range(kernel_size))
-    out = sum(per_sample(kernel[:, t], 4) * rows[:, :, :, t : t + width] for t in range(kernel_size))
+    rows = torch.zeros_like(padded[:, :, :height, :])
+    for t in range(kernel_size):
+        rows += per_sample(kernel[:, t], 4) * padded[:, :, t : t + height, :]
+    out = torch.zeros_like(rows[:, :, :, :width])
+    for t in range(kernel_size):
+        out += per_sample(kernel[:, t], 4) * rows[:, :, :, t : t + width]
     return restore_dtype(out, x.dtype)
 
 

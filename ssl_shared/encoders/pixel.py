@@ -102,6 +102,7 @@ def tie_conv_weights(src: PixelEncoder, dst: PixelEncoder) -> None:
     if len(src.convs) != len(dst.convs):
         raise ValueError(f"cannot tie {len(src.convs)} conv layers to {len(dst.convs)}")
     for s, d in zip(src.convs, dst.convs):
+        assert isinstance(s, nn.Conv2d) and isinstance(d, nn.Conv2d)
         if s.weight.shape != d.weight.shape:
             raise ValueError(f"conv shapes differ: {tuple(s.weight.shape)} vs {tuple(d.weight.shape)}")
         d.weight = s.weight

@@ -74,6 +74,7 @@ def info_nce_loss(
         key = F.normalize(key, dim=-1)
         queue = F.normalize(queue, dim=-1) if queue is not None else None
     if negatives == "queue":
+        assert queue is not None  # _check_inputs requires it
         positive_logit = (query * key).sum(dim=1, keepdim=True)
         logits = torch.cat([positive_logit, query @ queue.T], dim=1) / temperature
         targets = torch.zeros(query.shape[0], dtype=torch.long, device=query.device)
@@ -97,6 +98,7 @@ def _transform_query(query: Tensor, critic: str, weight: Tensor | None) -> Tenso
     if critic == "cosine":
         return F.normalize(query, dim=-1)
     if critic == "bilinear":
+        assert weight is not None  # _check_inputs requires it
         return query @ weight
     return query
 
