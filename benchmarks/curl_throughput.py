@@ -96,6 +96,9 @@ OURS_VARIANTS: dict[str, dict[str, Any]] = {
     "fused": {"fused_encoder_step": True},
     "fp32_fused": {"precision": "fp32", "fused_encoder_step": True},
     "bf16_fused": {"precision": "bf16", "fused_encoder_step": True},
+    "compiled": {"compile_encoders": True},
+    "fp32_compiled": {"precision": "fp32", "compile_encoders": True},
+    "fused_compiled": {"fused_encoder_step": True, "compile_encoders": True},
 }
 
 
@@ -169,6 +172,7 @@ def ours_worker(args: argparse.Namespace) -> None:
             "torch_threads": torch.get_num_threads(),
             "precision": model.resolved_precision,
             "fused_encoder_step": model.fused_encoder_step,
+            "compile_encoders": model.compile_encoders,
         },
     )
 

@@ -80,6 +80,7 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N (auto: the first GPU, else the CPU)
     precision: Precision = "auto"  # auto: bf16 where device and algorithm support it
     fused_encoder_step: bool = False  # one encoder pass + one backward for critic and aux loss (not the paper's)
+    compile_encoders: bool = False  # torch.compile the pixel encoders (compiles at the first update)
     look: str = field(
         default="default",
         metadata={"help": "scene look of the training env (curl_agents.looks)", "choices": _look_names},
@@ -387,6 +388,8 @@ def _check_aux(cfg: RunConfig) -> None:
         raise UserError(
             f"--color-augment {cfg.color_augment}: --algo {cfg.algo} sees states, not pixels; allowed: none"
         )
+    if cfg.compile_encoders and not is_pixel(cfg):
+        raise UserError(f"--compile-encoders: --algo {cfg.algo} sees states and has no pixel encoder; drop the flag")
     if cfg.fused_encoder_step and cfg.aux == "none":
         raise UserError(
             f"--fused-encoder-step: --algo {cfg.algo} with --aux none has no auxiliary loss to fuse; "
@@ -485,6 +488,8 @@ def model_kwargs(cfg: RunConfig) -> dict[str, Any]:
         kwargs["precision"] = cfg.precision
     if cfg.fused_encoder_step:
         kwargs["fused_encoder_step"] = True
+    if cfg.compile_encoders:
+        kwargs["compile_encoders"] = True
     if cfg.color_augment != "none":
         kwargs["color_augment"] = cfg.color_augment
     if not is_pixel(cfg):

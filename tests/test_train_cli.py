@@ -455,6 +455,8 @@ BAD_INPUTS = [
     _case("fused without objective", ["--algo", "rad", "--aux", "none", "--fused-encoder-step"], "--fused-encoder-step", "--aux none"),
     _case("fused with double step", ["--fused-encoder-step", "--aux-kwargs", '{"official_double_step": true}'],
           "--fused-encoder-step", "official_double_step"),
+    _case("compile a state agent", ["--algo", "state_sac", "--aux", "none", "--compile-encoders"],
+          "--compile-encoders", "state_sac"),
     _case("unknown flag", ["--stepz", "3"], "--stepz"),
     _case("out is a file", ["--out", "{root}/a_file"], "--out", "a_file", "folder"),
     _case("out under a file", ["--out", "{root}/a_file/run"], "--out", "a_file/run", "not writable"),
@@ -590,6 +592,8 @@ def test_precision_reaches_only_algorithms_that_take_it():
     state = _config("--algo", "state_sac", "--aux", "none", "--precision", "fp32").config
     assert "precision" not in model_kwargs(state)  # SB3's SAC has no bf16 path
     assert model_kwargs(_config("--fused-encoder-step").config)["fused_encoder_step"] is True
+    assert model_kwargs(_config("--compile-encoders").config)["compile_encoders"] is True
+    assert "compile_encoders" not in model_kwargs(_config().config)
 
 
 def test_learning_curve_labels_env_steps_in_thousands(tmp_path):

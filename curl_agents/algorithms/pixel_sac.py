@@ -130,6 +130,10 @@ class PixelSAC(RunsNamedAfterClass, OffPolicyAlgorithm):
             (encoder and Q heads) and one of the objective's head-only optimizer. It saves one encoder
             forward and backward per gradient step; the auxiliary loss then sees the encoder before the
             critic step (and the key encoder before that step's EMA), not after it. Needs an objective.
+        compile_encoders: ``torch.compile`` the three pixel encoders (critic, critic target, actor) in place
+            with the default inductor backend. The arithmetic is the same up to the rounding of fused
+            kernels; the first gradient step and the first action after a batch-size change compile.
+            Whether it pays depends on the device and precision (see ``benchmarks/results``).
         color_augment: ``"none"``, or ``"random_conv"`` / ``"color_jitter"``: the critic also trains on a
             colour-augmented copy of each view (SVEA's objective; :mod:`curl_agents.algorithms.color_augment`).
         replay_buffer_class / replay_buffer_kwargs: default
@@ -186,6 +190,7 @@ class PixelSAC(RunsNamedAfterClass, OffPolicyAlgorithm):
         aux_weight: float = 1.0,
         precision: str = "fp32",
         fused_encoder_step: bool = False,
+        compile_encoders: bool = False,
         color_augment: str = "none",
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
@@ -251,6 +256,7 @@ class PixelSAC(RunsNamedAfterClass, OffPolicyAlgorithm):
         self.aux_objective: torch.nn.Module | None = None
         self.precision = precision
         self.fused_encoder_step = bool(fused_encoder_step)
+        self.compile_encoders = bool(compile_encoders)
         if _init_setup_model:
             self._setup_model()
 
@@ -262,6 +268,9 @@ class PixelSAC(RunsNamedAfterClass, OffPolicyAlgorithm):
         self.actor = self.policy.actor
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
+        if self.compile_encoders:
+            for encoder in (self.critic.encoder, self.critic_target.encoder, self.actor.encoder):
+                encoder.compile()  # in place: parameters and state_dict keys stay those of the module
         if self.target_entropy == "auto":
             self.target_entropy = -float(np.prod(self.action_space.shape))  # CURL: -|A|
         self.target_entropy = float(self.target_entropy)
