@@ -342,7 +342,9 @@ def markdown_header(title: str, result: Mapping[str, Any]) -> list[str]:
         "",
         f"Command: `{p['command']}`  ",
         f"Our commit: {p['git_commit']}; official: {official_line}  ",
-        f"Hardware: {cpu['model']} (flags: {flags}; torch CPU kernels {cpu['torch_cpu_capability']}), "
+        f"Hardware: {cpu['model']} (flags: {flags}; torch CPU kernels {cpu['torch_cpu_capability']}"
+        + (f"; oneDNN capped at {cpu['onednn_max_cpu_isa']}" if cpu.get("onednn_max_cpu_isa") else "")
+        + "), "
         f"{cpu['usable_cpus']} usable of {cpu['logical_cpus']} logical CPUs, "
         f"GPUs: {', '.join(g['name'] for g in hw['gpus']) or 'none'}  ",
         f"Torch threads {p['torch_threads']}; load average before {p['load_average_before']}, after "

@@ -63,7 +63,8 @@ def package_versions(names: Sequence[str] = CORE_PACKAGES) -> dict[str, str]:
 
 
 def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
-    """Processor model, the flags of :data:`CPU_FLAGS_OF_INTEREST` it has, its CPUs and torch's kernel level."""
+    """Processor model, the flags of :data:`CPU_FLAGS_OF_INTEREST` it has, its CPUs, torch's kernel level
+    (``ATEN_CPU_CAPABILITY`` can lower it) and oneDNN's instruction-set cap (``ONEDNN_MAX_CPU_ISA``, if set)."""
     import torch
 
     model = platform.processor() or platform.machine()
@@ -85,6 +86,7 @@ def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "torch_cpu_capability": getattr(torch.backends.cpu, "get_cpu_capability", lambda: None)(),
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA"),
     }
 
 

@@ -163,5 +163,30 @@ def test_relative_command_writes_repo_paths_relative(tmp_path):
     [({"avx2", "fma"}, "fp32"), ({"avx2", "avx512f", "avx512_bf16"}, "bf16"), ({"avx2", "amx_bf16"}, "bf16")],
 )
 def test_auto_precision_follows_the_cpu_matrix_units(flags, expected):
-    assert resolve_precision("auto", "cpu", cpu_flags=flags) == expected
-    assert resolve_precision("fp32", "cpu", cpu_flags=flags) == "fp32"
+    assert resolve_precision("auto", "cpu", flags, torch_capability="AVX512", onednn_max_isa="") == expected
+    assert resolve_precision("fp32", "cpu", flags, torch_capability="AVX512", onednn_max_isa="") == "fp32"
+
+
+@pytest.mark.parametrize(
+    "capability, onednn, expected",
+    [("AVX2", "", "fp32"), ("AVX512", "AVX2", "fp32"), ("AVX512", "avx512_core", "fp32"), ("DEFAULT", "", "fp32"),
+     ("AVX512", "AVX512_CORE_AMX", "bf16"), ("AVX512", "ALL", "bf16")],
+)  # fmt: skip
+def test_auto_precision_stays_fp32_where_torch_is_kept_below_the_bf16_instructions(capability, onednn, expected):
+    """An AMX CPU whose torch kernels run at AVX2 (``ATEN_CPU_CAPABILITY=avx2``) or whose oneDNN is capped below
+    AVX-512 BF16 (``ONEDNN_MAX_CPU_ISA``) cannot use its bf16 units: ``auto`` is fp32 there."""
+    amx = {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}
+    assert resolve_precision("auto", "cpu", amx, torch_capability=capability, onednn_max_isa=onednn) == expected
+
+
+def test_auto_precision_reads_the_caps_of_this_process():
+    """A process started with the caps (a subprocess: torch reads them at start) resolves ``auto`` to fp32
+    even when told the CPU has AMX: its kernel level and oneDNN cap are read from the running torch."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from ssl_shared.precision import resolve_precision as r; print(r('auto', 'cpu', {'amx_bf16'}))"
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "fp32"
