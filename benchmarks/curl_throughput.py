@@ -437,6 +437,14 @@ def _cell(values: Mapping[str, float], name: str, fmt: str) -> str:
     return format(values[name], fmt) if name in values else "-"
 
 
+def worker_settings(info: Mapping[str, Any]) -> str:
+    """Precision and the optional update settings a worker reported (the official code: fp32, its own order)."""
+    if "precision" not in info:
+        return "fp32 (the official code)"
+    extras = [name for name in ("fused_encoder_step", "compile_encoders") if info.get(name)]
+    return ", ".join([info["precision"], *extras])
+
+
 def markdown(result: Mapping[str, Any]) -> str:
     names = list(result["configurations"])
     lines = markdown_header("CURL throughput", result)
@@ -449,12 +457,15 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"pair(s) per batch size), {s['collect_steps']} agent steps with random actions and {s['policy_steps']} "
         "acting with the policy.",
         "",
-        "| worker | code | allocator | peak RSS GB |",
-        "|---|---|---|---|",
+        "| worker | code | settings (ours: as resolved in the worker) | allocator | peak RSS GB |",
+        "|---|---|---|---|---|",
     ]
     for n in names:
         c = result["configurations"][n]
-        lines.append(f"| {n} | {c['code']} | {c['allocator']} | {result['peak_rss_bytes'][n] / 1e9:.2f} |")
+        lines.append(
+            f"| {n} | {c['code']} | {worker_settings(result.get('workers', {}).get(n, {}))} | {c['allocator']} | "
+            f"{result['peak_rss_bytes'][n] / 1e9:.2f} |"
+        )
     lines += [
         "",
         "## Seconds per update (median of per-round medians; a pair of updates / 2)",

@@ -422,3 +422,10 @@ def test_implied_100k_run_from_measured_rates_by_hand():
     # 12,500 agent steps at action repeat 8: 1,000 random (8,000 env steps at 500/s = 16 s), then 11,500 updates
     # (x 0.25 s = 2,875 s) with 92,000 env steps at 400/s (230 s); 110 evaluation episodes: 110,000 / 400 = 275 s
     assert t == {"updates": 2875.0, "collection": 246.0, "evaluation": 275.0, "total": 3396.0}
+
+
+def test_curl_worker_settings_name_what_each_worker_resolved():
+    ours = {"precision": "bf16", "fused_encoder_step": True, "compile_encoders": False}
+    assert curl_throughput.worker_settings(ours) == "bf16, fused_encoder_step"
+    assert curl_throughput.worker_settings({"precision": "fp32", "compile_encoders": True}) == "fp32, compile_encoders"
+    assert curl_throughput.worker_settings({"ready": True}) == "fp32 (the official code)"
