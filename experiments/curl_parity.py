@@ -8,7 +8,8 @@ Every group of runs (the grid's variants, e.g. ``bf16`` and ``bf16_fused``, and 
 ``eval.csv`` files) is summarised by its mean final return over seeds with a 95% percentile-bootstrap interval
 (seeds resampled), and each variant is compared with fp32 by the difference of the means with its own 95%
 bootstrap interval (both groups resampled independently). Verdict per variant: *within the fp32 spread* when
-that interval contains 0, else *differs*. A run's score is its own last evaluation at the budget.
+that interval contains 0, else *higher* or *lower than fp32*. With a few seeds per group the percentile
+interval is narrow-biased; read the verdict as a screen, not a test. A run's score is its own last evaluation at the budget.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def summarize(groups: Mapping[str, Sequence[float]], reps: int = 10_000) -> dict
         if name == REFERENCE:
             continue
         diff, lo, hi = difference_ci(scores, groups[REFERENCE], reps=reps)
-        verdict = "within the fp32 spread" if lo <= 0.0 <= hi else "differs"
+        verdict = "within the fp32 spread" if lo <= 0.0 <= hi else "higher than fp32" if lo > 0 else "lower than fp32"
         out["versus_fp32"][name] = {"difference": diff, "ci95": [lo, hi], "verdict": verdict}
     return out
 

@@ -14,13 +14,19 @@ def test_difference_of_constant_groups_is_exact_and_its_interval_collapses():
 
 
 def test_verdict_follows_whether_the_interval_holds_zero():
-    groups = {"fp32": [204.0, 210.0, 216.0], "bf16": [200.0, 210.0, 220.0], "fast": [400.0, 410.0, 420.0]}
+    groups = {
+        "fp32": [204.0, 210.0, 216.0],
+        "bf16": [200.0, 210.0, 220.0],
+        "fast": [400.0, 410.0, 420.0],
+        "slow": [10.0, 20.0, 30.0],
+    }
     out = curl_parity.summarize(groups, reps=2000)
     assert out["groups"]["bf16"]["mean"] == pytest.approx(210.0)
     assert out["versus_fp32"]["bf16"]["difference"] == pytest.approx(0.0)
     assert out["versus_fp32"]["bf16"]["verdict"] == "within the fp32 spread"
     lo, hi = out["versus_fp32"]["fast"]["ci95"]
-    assert out["versus_fp32"]["fast"]["verdict"] == "differs" and 180.0 <= lo <= 200.0 <= hi <= 220.0
+    assert out["versus_fp32"]["fast"]["verdict"] == "higher than fp32" and 180.0 <= lo <= 200.0 <= hi <= 220.0
+    assert out["versus_fp32"]["slow"]["verdict"] == "lower than fp32"
     assert "fp32" not in out["versus_fp32"]
 
 
