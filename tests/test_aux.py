@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from registry_helpers import defined_subclasses
 
 import curl_agents.objectives as objectives_package
 from curl_agents.objectives import AUX_OBJECTIVES, NO_OBJECTIVE_SUMMARY, AuxBatch, AuxObjective, make_aux_objective
@@ -81,21 +80,10 @@ def build(name: str, **extra):
 # ---------------------------------------------------------------- registry
 
 
-def _defined_objective_classes() -> set[type[AuxObjective]]:
-    """Every AuxObjective subclass defined in a module of curl_agents.objectives (each module imported here)."""
-    for info in pkgutil.iter_modules(objectives_package.__path__):
-        importlib.import_module(f"{objectives_package.__name__}.{info.name}")
-    found, todo = set(), [AuxObjective]
-    while todo:
-        for sub in todo.pop().__subclasses__():
-            todo.append(sub)
-            if sub.__module__.startswith(objectives_package.__name__ + "."):
-                found.add(sub)
-    return found
-
-
 def test_registry_lists_every_objective_class_with_its_table_attributes():
-    assert {cls for cls in AUX_OBJECTIVES.values() if cls is not None} == _defined_objective_classes()
+    assert {cls for cls in AUX_OBJECTIVES.values() if cls is not None} == defined_subclasses(
+        AuxObjective, objectives_package
+    )
     encoder, target = make_encoders()
     assert make_aux_objective("none", encoder, target, ACTION_DIM) is None
     for name in NAMES:

@@ -3,14 +3,13 @@ and exposes a probe encoder; plus the registry's error messages."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from registry_helpers import defined_subclasses
 from torch import nn
 
 import ssl_shared.methods as methods_package
@@ -74,22 +73,11 @@ def tiny_batch(size: int = 16) -> dict[str, torch.Tensor]:
     }
 
 
-def _defined_method_classes() -> set[type[SSLMethod]]:
-    """Every SSLMethod subclass defined in a module of ssl_shared.methods (each module imported here)."""
-    for info in pkgutil.iter_modules(methods_package.__path__):
-        importlib.import_module(f"{methods_package.__name__}.{info.name}")
-    found, todo = set(), [SSLMethod]
-    while todo:
-        for sub in todo.pop().__subclasses__():
-            todo.append(sub)
-            if sub.__module__.startswith(methods_package.__name__ + "."):
-                found.add(sub)
-    return found
-
-
 def test_registry_lists_every_method_with_its_family_and_citation():
     assert len(METHODS) == 25
-    assert set(METHODS.values()) == _defined_method_classes()  # a new method class must be registered
+    assert set(METHODS.values()) == defined_subclasses(
+        SSLMethod, methods_package
+    )  # a new method class must be registered
     for name, cls in METHODS.items():
         assert issubclass(cls, SSLMethod) and cls.name == name
         own = vars(cls)  # set on the class itself, not inherited (simclr_v2 from simclr)
